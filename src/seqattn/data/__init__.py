@@ -1,0 +1,1 @@
+"""Datasets: where files come from (`files`), and one module per data source."""

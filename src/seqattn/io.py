@@ -1,0 +1,93 @@
+"""Writing results so that an interrupted run never leaves a half-written file behind."""
+
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from seqattn.errors import ConfigError
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _json_safe(value):
+    """Replace non-finite floats by None: JSON has no NaN, and a reader must see the gap."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy scalar
+        return _json_safe(value.item())
+    if hasattr(value, "tolist"):  # numpy array
+        return _json_safe(value.tolist())
+    return value
+
+
+def write_json_atomic(path: str | os.PathLike, obj) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_json_safe(obj), indent=2, sort_keys=True) + "\n")
+    return Path(path)
+
+
+def ensure_writable_dir(path: str | os.PathLike) -> Path:
+    """Create `path` if needed; raise ConfigError naming it if it cannot be written."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"output folder {str(path)!r} cannot be created: {err.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"output folder {str(path)!r} is not writable")
+    return path
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree, or None outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment_info() -> dict:
+    """Versions that decide the numbers: recorded with every run."""
+    import keras
+    import numpy
+
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "backend": keras.backend.backend(),
+        "git_commit": git_commit(),
+    }
+    backend_module = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}[info["backend"]]
+    info[backend_module] = __import__(backend_module).__version__
+    return info

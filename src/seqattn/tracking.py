@@ -1,0 +1,124 @@
+"""MLflow tracking for every part of the study.
+
+One experiment per part, one run per model and seed, nested under a parent run per part when the
+whole study runs. Each run records the resolved config as params, per-epoch and final metrics,
+figures and results.json as artifacts, and tags for backend, seed, versions and git commit.
+
+The store is MLflow's default, SQLite `mlflow.db` in the working directory (so `mlflow ui` there
+shows the runs), unless `--tracking-uri` or MLFLOW_TRACKING_URI names another one.
+"""
+
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import keras
+import mlflow
+
+from seqattn.errors import TrackingError
+from seqattn.io import environment_info
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+EXPERIMENTS = {
+    "attention": "seqattn-part1-attention",
+    "forecast": "seqattn-part2-forecast",
+    "video": "seqattn-part3-video",
+}
+_MAX_PARAM_LENGTH = 6000  # MLflow's limit on one param value
+
+
+def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def configure(tracking_uri: str | None = None) -> str:
+    """Point MLflow at the store; fail fast with one line if an HTTP server does not answer.
+
+    MLflow itself retries an unreachable server for minutes before giving up.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason})") from None
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def flatten(config: Mapping, prefix: str = "") -> dict[str, str]:
+    """{'model': {'units': 32}} -> {'model.units': '32'}: MLflow params are flat strings."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = str(value)[:_MAX_PARAM_LENGTH]
+    return flat
+
+
+@contextmanager
+def start_run(
+    part: str,
+    run_name: str,
+    *,
+    config: Mapping | None = None,
+    seed: int | None = None,
+    tracking_uri: str | None = None,
+    nested: bool = False,
+    run_id: str | None = None,
+) -> Iterator[mlflow.ActiveRun]:
+    """Open (or, given `run_id`, reopen) a run in the part's experiment.
+
+    A reopened run is continued, not duplicated: params and tags are logged only when new.
+    """
+    if part not in EXPERIMENTS:
+        raise ValueError(f"part must be one of {sorted(EXPERIMENTS)}; got {part!r}")
+    if not nested:
+        configure(tracking_uri)
+    mlflow.set_experiment(EXPERIMENTS[part])
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested) as run:
+        if run_id is None:
+            if config:
+                mlflow.log_params(flatten(config))
+            tags = {f"seqattn.{k}": str(v) for k, v in environment_info().items()}
+            tags["seqattn.part"] = part
+            if seed is not None:
+                tags["seqattn.seed"] = str(seed)
+            mlflow.set_tags(tags)
+        yield run
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Log finite scalar metrics to the active run (names sanitised for MLflow)."""
+    clean = {}
+    for name, value in metrics.items():
+        value = float(value)
+        if value == value and abs(value) != float("inf"):
+            clean[name.replace("@", "_at_").replace(" ", "_")] = value
+    if clean:
+        mlflow.log_metrics(clean, step=step)
+
+
+def log_artifact(path: str | os.PathLike, artifact_path: str | None = None) -> None:
+    if Path(path).exists():
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+class MLflowCallback(keras.callbacks.Callback):
+    """Logs every epoch's Keras logs (loss, val_loss, ...) to the active MLflow run.
+
+    Keras passes the true epoch index after a resume, so a resumed run continues the same curve.
+    """
+
+    def __init__(self, prefix: str = ""):
+        super().__init__()
+        self.prefix = prefix
+
+    def on_epoch_end(self, epoch, logs=None):
+        log_metrics({f"{self.prefix}{k}": v for k, v in (logs or {}).items()}, step=epoch)

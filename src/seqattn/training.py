@@ -1,0 +1,55 @@
+"""Training that survives interruption, logged to MLflow.
+
+`resumable_run` keeps the MLflow run id in the run's state folder, so rerunning the same command
+after a crash continues that run instead of opening an orphan one. `fit` wraps `model.fit` with
+`keras.callbacks.BackupAndRestore`, which saves weights, optimizer and epoch at every epoch end
+and restores them when training starts again.
+"""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import keras
+import mlflow
+
+from seqattn import tracking
+from seqattn.io import atomic_path
+
+_RUN_ID_FILE = "mlflow_run_id"
+
+
+def _unfinished_run_id(state_dir: Path) -> str | None:
+    id_file = state_dir / _RUN_ID_FILE
+    if not id_file.is_file():
+        return None
+    run_id = id_file.read_text().strip()
+    try:
+        status = mlflow.get_run(run_id).info.status
+    except mlflow.exceptions.MlflowException:
+        return None  # the store was replaced: start afresh
+    return run_id if status != "FINISHED" else None
+
+
+@contextmanager
+def resumable_run(part: str, run_name: str, state_dir: str | os.PathLike, **start_run_kwargs) -> Iterator:
+    """Like `tracking.start_run`, but reopens the unfinished run recorded in `state_dir`."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if not start_run_kwargs.get("nested"):
+        tracking.configure(start_run_kwargs.get("tracking_uri"))
+    run_id = _unfinished_run_id(state_dir)
+    with tracking.start_run(part, run_name, run_id=run_id, **start_run_kwargs) as run:
+        with atomic_path(state_dir / _RUN_ID_FILE) as tmp:
+            tmp.write_text(run.info.run_id)
+        yield run
+    (state_dir / _RUN_ID_FILE).unlink(missing_ok=True)
+
+
+def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, callbacks=(), **fit_kwargs):
+    """`model.fit` that resumes from the last completed epoch saved under `state_dir`."""
+    backup = keras.callbacks.BackupAndRestore(str(Path(state_dir) / "backup"), delete_checkpoint=True)
+    return model.fit(
+        x, y, epochs=epochs, callbacks=[backup, tracking.MLflowCallback(), *callbacks], **fit_kwargs
+    )
