@@ -1,0 +1,1 @@
+"""Figures, one module per part; every function takes arrays and a path and writes a PNG."""
