@@ -14,9 +14,9 @@ may attend (the Keras convention), broadcastable to (B, nh, Tq, Tk). A causal ma
 i sits at absolute position i + (Tk - Tq), so a query for the newest step of a rollout attends to
 the whole cached history. A query with no allowed key gets zero weights and a zero output.
 
-Scores, softmax and the online-softmax statistics are computed in float32 whatever the input
-dtype (float16/bfloat16 logits overflow or lose the small weights); the weighted sum of values is
-done in the value dtype.
+Scores, softmax and the online-softmax statistics are computed in float32 for float16/bfloat16/
+float32 inputs (low-precision logits overflow or lose the small weights) and in float64 for float64
+inputs; the weighted sum of values is done in the value dtype.
 """
 
 import math
@@ -88,26 +88,36 @@ def _combine(mask_a, mask_b):
     return ops.logical_and(mask_a, mask_b)
 
 
+def _softmax_dtype(x) -> str:
+    """float32 unless the input is float64, which must not be rounded down."""
+    return "float64" if keras.backend.standardize_dtype(x.dtype) == "float64" else "float32"
+
+
 def _masked_softmax(scores, allowed):
-    """Softmax over the last axis in float32; rows with no allowed key become all zeros."""
-    if allowed is None:
-        return ops.softmax(scores, axis=-1)
-    scores = ops.where(allowed, scores, _MASKED_LOGIT)
+    """Softmax over the last axis in the scores' dtype; rows with no allowed key become all zeros."""
+    # Written out rather than ops.softmax, which warns on every single-key row (Tk == 1 is the
+    # first step of a cached rollout).
+    if allowed is not None:
+        scores = ops.where(allowed, scores, _MASKED_LOGIT)
     scores = scores - ops.max(scores, axis=-1, keepdims=True)
-    exp = ops.exp(scores) * ops.cast(allowed, "float32")
+    exp = ops.exp(scores)
+    if allowed is not None:
+        exp = exp * ops.cast(allowed, scores.dtype)
     total = ops.sum(exp, axis=-1, keepdims=True)
     return exp / ops.where(total > 0, total, 1.0)
 
 
 def _scores(query, key):
     scale = 1.0 / math.sqrt(query.shape[-1])
-    q = ops.cast(query, "float32")
-    k = ops.cast(key, "float32")
-    return ops.matmul(q, ops.swapaxes(k, -1, -2)) * scale  # (B, nh, Tq, Tk)
+    q = ops.cast(query, _softmax_dtype(query))
+    k = ops.cast(key, _softmax_dtype(query))
+    # einsum, not matmul: Keras's torch matmul rounds float64 results down to float32.
+    return ops.einsum("bhqd,bhkd->bhqk", q, k) * scale  # (B, nh, Tq, Tk)
 
 
 def attention_weights(query, key, mask=None, causal=False):
-    """softmax(Q K^T / sqrt(d_k)) under `mask` and/or causality, float32, (B, nh, Tq, Tk)."""
+    """softmax(Q K^T / sqrt(d_k)) under `mask` and/or causality, float32 (float64 for float64
+    inputs), (B, nh, Tq, Tk)."""
     t_q, t_k = query.shape[-2], key.shape[-2]
     allowed = None if mask is None else ops.cast(mask, "bool")
     if causal:
@@ -121,6 +131,7 @@ def _memory_efficient_attention(query, key, value, mask, causal, q_chunk, k_chun
     if t_q is None or t_k is None:
         raise ValueError("memory-efficient attention needs static sequence lengths")
     offset = t_k - t_q
+    dtype = _softmax_dtype(query)
     mask = None if mask is None else _as_rank4(ops.cast(mask, "bool"))
     outputs = []
     for qs in range(0, t_q, q_chunk):
@@ -128,7 +139,7 @@ def _memory_efficient_attention(query, key, value, mask, causal, q_chunk, k_chun
         q = query[:, :, qs : qs + q_len]  # (B, nh, qc, hs)
         running_max = None  # (B, nh, qc, 1)
         normaliser = None  # (B, nh, qc, 1)
-        acc = None  # (B, nh, qc, hv) float32
+        acc = None  # (B, nh, qc, hv) in `dtype`
         for ks in range(0, t_k, k_chunk):
             if causal and ks > qs + q_len - 1 + offset:
                 break  # this key chunk and all later ones lie above the diagonal
@@ -146,12 +157,12 @@ def _memory_efficient_attention(query, key, value, mask, causal, q_chunk, k_chun
             new_max = block_max if running_max is None else ops.maximum(running_max, block_max)
             probs = ops.exp(scores - new_max)  # (B, nh, qc, kc), unnormalised
             if allowed is not None:
-                probs = probs * ops.cast(allowed, "float32")
+                probs = probs * ops.cast(allowed, dtype)
             block_sum = ops.sum(probs, axis=-1, keepdims=True)
             # Dropout acts on the numerator only, as it would on normalised weights.
             probs = dropout(probs)
-            values = ops.cast(value[:, :, ks : ks + k_len], "float32")
-            block_acc = ops.matmul(probs, values)  # (B, nh, qc, hv)
+            values = ops.cast(value[:, :, ks : ks + k_len], dtype)
+            block_acc = ops.einsum("bhqk,bhkd->bhqd", probs, values)  # (B, nh, qc, hv)
             if running_max is None:
                 normaliser, acc = block_sum, block_acc
             else:
@@ -160,8 +171,8 @@ def _memory_efficient_attention(query, key, value, mask, causal, q_chunk, k_chun
                 acc = acc * rescale + block_acc
             running_max = new_max
         if acc is None:  # causal with no key at all for this chunk (Tk < Tq)
-            acc = ops.zeros((*ops.shape(q)[:3], value.shape[-1]), "float32")
-            normaliser = ops.zeros((*ops.shape(q)[:3], 1), "float32")
+            acc = ops.zeros((*ops.shape(q)[:3], value.shape[-1]), dtype)
+            normaliser = ops.zeros((*ops.shape(q)[:3], 1), dtype)
         outputs.append(acc / ops.where(normaliser > 0, normaliser, 1.0))
     out = outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=2)
     return ops.cast(out, value.dtype)  # (B, nh, Tq, hv)
@@ -225,8 +236,8 @@ class ScaledDotProductAttention(keras.layers.Layer):
             return _memory_efficient_attention(
                 query, key, value, mask, causal, self.query_chunk_size, self.key_chunk_size, dropout
             )
-        weights = attention_weights(query, key, mask, causal)  # (B, nh, Tq, Tk) float32
-        out = ops.matmul(ops.cast(dropout(weights), value.dtype), value)  # (B, nh, Tq, hv)
+        weights = attention_weights(query, key, mask, causal)  # (B, nh, Tq, Tk) float32/64
+        out = ops.einsum("bhqk,bhkd->bhqd", ops.cast(dropout(weights), value.dtype), value)  # (B, nh, Tq, hv)
         if return_attention_scores:
             return out, weights
         return out
@@ -307,6 +318,7 @@ class MultiHeadAttention(keras.layers.Layer):
             query_chunk_size=query_chunk_size,
             key_chunk_size=key_chunk_size,
             seed=seed,
+            dtype=self.dtype_policy,  # under mixed precision the heads stay in the compute dtype
             name="attention",
         )
 
@@ -324,11 +336,17 @@ class MultiHeadAttention(keras.layers.Layer):
         self.output_dim = self.output_dim or embed
         nh, hs, hv = self.num_heads, self.key_dim, self.value_dim
 
+        def fresh(initializer):
+            # An unseeded Keras initializer draws its seed once, at construction: reusing one
+            # instance would give identical query, key and value kernels. Clone it per weight,
+            # as keras.layers.MultiHeadAttention does.
+            return initializer.__class__.from_config(initializer.get_config())
+
         def projection(name, shape, bias_shape):
-            kernel = self.add_weight(name=f"{name}_kernel", shape=shape, initializer=self.kernel_initializer)
+            kernel = self.add_weight(name=f"{name}_kernel", shape=shape, initializer=fresh(self.kernel_initializer))
             bias = None
             if self.use_bias:
-                bias = self.add_weight(name=f"{name}_bias", shape=bias_shape, initializer=self.bias_initializer)
+                bias = self.add_weight(name=f"{name}_bias", shape=bias_shape, initializer=fresh(self.bias_initializer))
             return kernel, bias
 
         # Same creation order as keras.layers.MultiHeadAttention, so get/set_weights line up.
