@@ -1,0 +1,96 @@
+"""Atomic result writing: strict JSON, no half-written or leftover files, clear errors."""
+
+import json
+import math
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from seqattn.errors import ConfigError
+from seqattn.io import atomic_path, ensure_writable_dir, environment_info, write_json_atomic
+
+
+def _reject_constant(name):
+    raise AssertionError(f"non-standard JSON constant {name} written")
+
+
+def test_write_json_atomic_writes_non_finite_numbers_as_null(tmp_path):
+    path = tmp_path / "results.json"
+    write_json_atomic(
+        path,
+        {
+            "nan": float("nan"),
+            "inf": [1.5, float("inf"), -math.inf],
+            "numpy_nan": np.float32("nan"),
+            "array": np.array([[1.0, np.nan]]),
+            "count": np.int64(3),
+            "nested": {"tuple": (np.float64(0.25), None), 7: "seven"},
+        },
+    )
+    loaded = json.loads(path.read_text(), parse_constant=_reject_constant)
+    assert loaded == {
+        "nan": None,
+        "inf": [1.5, None, None],
+        "numpy_nan": None,
+        "array": [[1.0, None]],
+        "count": 3,
+        "nested": {"tuple": [0.25, None], "7": "seven"},
+    }
+
+
+def test_write_json_atomic_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "out" / "results.json"
+    write_json_atomic(path, {"a": 1})
+    write_json_atomic(path, {"a": 2})  # overwriting too
+    assert sorted(p.name for p in path.parent.iterdir()) == ["results.json"]
+    assert json.loads(path.read_text()) == {"a": 2}
+
+
+def test_atomic_path_keeps_the_old_file_when_the_block_fails(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text("old")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with atomic_path(path) as tmp:
+            assert tmp.parent == path.parent and tmp != path
+            tmp.write_text("half-written")
+            raise RuntimeError("interrupted")
+    assert path.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_atomic_path_replaces_the_file_when_the_block_succeeds(tmp_path):
+    path = tmp_path / "figure.png"
+    path.write_text("old")
+    with atomic_path(path) as tmp:
+        tmp.write_text("new")
+        assert path.read_text() == "old"  # nothing visible until the block ends
+    assert path.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png"]
+
+
+def test_ensure_writable_dir_creates_missing_parents(tmp_path):
+    path = tmp_path / "a" / "b" / "c"
+    assert ensure_writable_dir(path) == path
+    assert path.is_dir()
+    assert ensure_writable_dir(path) == path  # existing folder is fine
+
+
+def test_ensure_writable_dir_under_a_regular_file_raises_config_error_naming_the_path(tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    for path in (blocker / "outputs", blocker):
+        with pytest.raises(ConfigError, match=re.escape(f"output folder '{path}' cannot be created")):
+            ensure_writable_dir(path)
+    with pytest.raises(ConfigError, match="not_a_folder"):
+        write_json_atomic(blocker / "results.json", {})
+
+
+def test_environment_info_records_versions_and_commit():
+    info = environment_info()
+    assert info["backend"] == keras.backend.backend()
+    assert info["keras"] == keras.__version__
+    assert info[keras.backend.backend()]  # the backend's own version
+    assert "git_commit" in info
+    json.dumps(info)
