@@ -1,0 +1,709 @@
+"""Build the paper from the study's results: generated macros, tables and figures, then latexmk.
+
+    python -m paper.build [--results results] [--output main.pdf]
+
+reads `<results>/{attention,forecast,video}/results.json` (written by
+`python sequence_attention.py --profile paper --out results`) and writes, under `paper/generated/`:
+
+- `macros.tex`: every number the prose uses, and the words whose choice depends on a measurement
+  (e.g. \\htapFarChangeVerb is "reduces" or "increases"), so claims follow the results;
+- `table_retrieval.tex`, `table_etth1.tex`, `table_video.tex`: booktabs tables;
+- `fig_horizon.pdf`: per-frame MSE of every video model (mean and std over seeds) and the H-TAP
+  Attention Span per prediction step, drawn here at print size from the JSON numbers;
+- copies of the part figures the paper shows (the video strip).
+
+It then runs latexmk in `paper/build/`, checks the log (undefined references, overfull lines,
+body longer than 4 pages) and copies the PDF onto `--output` atomically. Any missing file or
+key is one error naming it.
+
+Only the accessor functions below know the JSON layouts of the parts; everything else asks them.
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqattn.errors import ConfigError, DataError
+from seqattn.io import atomic_path
+
+PAPER_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PAPER_DIR.parent
+GENERATED = PAPER_DIR / "generated"
+BUILD_DIR = PAPER_DIR / "build"
+BODY_PAGE_LIMIT = 4
+PAPER_SOURCES = ("main.tex", "seqattn-neurips.sty", "references.bib")
+
+PARTS = ("attention", "forecast", "video")
+# Part figures the paper includes, copied into generated/ under the second name.
+PART_FIGURES = {"video/strip.png": "video_strip.png"}
+
+# The claim the study was set up to test (issue 4): H-TAP cuts far-horizon MSE by about 25%.
+CLAIMED_FAR_CUT_PCT = 25.0
+
+# Published multivariate ETTh1 test MSE, standard protocol (standardised values), as printed in
+# the cited tables. LSTMa is from Informer's Table 2, where only H = 336 and 720 coincide with
+# the horizons used since DLinear; the other columns report all four horizons.
+PUBLISHED_ETTH1_MSE = {
+    "repeat": {"label": "Repeat", "cite": "zeng2023transformers",
+               "mse": {96: 1.295, 192: 1.325, 336: 1.323, 720: 1.339}},
+    "lstma": {"label": "LSTMa", "cite": "zhou2021informer", "mse": {336: 1.424, 720: 1.960}},
+    "dlinear": {"label": "DLinear", "cite": "zeng2023transformers", "lookback": 336,
+                "mse": {96: 0.375, 192: 0.405, 336: 0.439, 720: 0.472}},
+    "patchtst": {"label": "PatchTST/64", "cite": "nie2023patchtst", "lookback": 512,
+                 "mse": {96: 0.370, 192: 0.413, 336: 0.422, 720: 0.447}},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A measurement over seeds."""
+
+    mean: float
+    std: float
+    n: int
+
+    @classmethod
+    def of(cls, values) -> "Stat":
+        values = np.asarray(values, dtype=np.float64)
+        return cls(float(values.mean()), float(values.std()), int(values.size))
+
+
+@dataclass
+class PartResults:
+    """One part's results.json and where it came from (for error messages)."""
+
+    data: dict
+    path: Path
+
+    def get(self, *keys):
+        """data[k1][k2]...; a missing key is a DataError naming the file and the key path."""
+        node = self.data
+        for i, key in enumerate(keys):
+            if isinstance(node, dict) and str(key) in node:
+                node = node[str(key)]
+            elif isinstance(node, list) and isinstance(key, int) and -len(node) <= key < len(node):
+                node = node[key]
+            else:
+                path = ".".join(str(k) for k in keys[: i + 1])
+                raise DataError(f"{self.path}: missing key {path!r}, which the paper needs")
+        return node
+
+    def has(self, *keys) -> bool:
+        try:
+            self.get(*keys)
+        except DataError:
+            return False
+        return True
+
+
+def load_results(results_dir: Path) -> dict[str, PartResults]:
+    parts = {}
+    for part in PARTS:
+        path = results_dir / part / "results.json"
+        if not path.is_file():
+            raise DataError(
+                f"{path} not found: the paper needs the results of every part; run "
+                f"`python sequence_attention.py --profile paper --out {results_dir}` first"
+            )
+        try:
+            parts[part] = PartResults(json.loads(path.read_text()), path)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    return parts
+
+
+# ---------------------------------------------------------------------------------------------
+# Accessors: the only functions that know the results.json layouts
+# ---------------------------------------------------------------------------------------------
+
+
+def seed_stat(part: PartResults, *keys) -> Stat:
+    """A {"mean", "std"} entry, with n taken from the part's seeds."""
+    node = part.get(*keys)
+    return Stat(float(node["mean"]), float(node["std"]), len(part.get("seeds")))
+
+
+# Part 1 ---------------------------------------------------------------------------------------
+
+
+def retrieval_metric(attention: PartResults, name: str) -> Stat:
+    """A held-out metric of Part 1 over seeds, e.g. "alignment_accuracy", "attention_span"."""
+    return seed_stat(attention, "summary", name)
+
+
+def retrieval_config(attention: PartResults, name: str):
+    return attention.get("config", name)
+
+
+# Part 2 ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForecastRow:
+    dataset: str
+    features: str
+    lookback: int
+    horizon: int
+    model: str
+    mse: Stat
+    mae: Stat
+
+
+def forecast_rows(forecast: PartResults) -> list[ForecastRow]:
+    """Every (dataset, features, lookback, horizon, model) the forecast part measured."""
+    rows = []
+    for i, row in enumerate(forecast.get("rows")):
+        n = len(row.get("seeds", forecast.get("seeds")))
+        try:
+            rows.append(ForecastRow(
+                dataset=str(row["dataset"]).lower(), features=str(row["features"]),
+                lookback=int(row["lookback"]), horizon=int(row["horizon"]), model=str(row["model"]),
+                mse=Stat(float(row["mse"]["mean"]), float(row["mse"]["std"]), n),
+                mae=Stat(float(row["mae"]["mean"]), float(row["mae"]["std"]), n),
+            ))
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{forecast.path}: rows[{i}] lacks or mangles {err}") from None
+    return rows
+
+
+def forecast_model_label(model: str) -> str:
+    return {"repeat": "Repeat", "dlinear": "DLinear", "seq2seq": "RNN", "rnn": "RNN",
+            "hybrid": "RNN+attn"}.get(model, model)
+
+
+def forecast_attention_span(forecast: PartResults) -> Stat:
+    """Attention Span of the hybrid's decoder over the lookback, in time steps."""
+    return seed_stat(forecast, "attention", "span")
+
+
+# Part 3 ---------------------------------------------------------------------------------------
+
+
+VIDEO_MODEL_ORDER = ("tap", "htap", "convlstm")
+VIDEO_MODEL_LABELS = {"tap": "TAP (GRU)", "htap": "H-TAP", "convlstm": "ConvLSTM"}
+
+
+def video_models(video: PartResults) -> list[str]:
+    """Model keys: TAP, H-TAP, ConvLSTM first, then any ablation the part ran."""
+    names = list(video.get("models"))
+    known = [m for m in VIDEO_MODEL_ORDER if m in names]
+    return known + sorted(m for m in names if m not in VIDEO_MODEL_ORDER)
+
+
+def video_model_label(video: PartResults, model: str) -> str:
+    entry = video.get("models", model)
+    return entry.get("label") or VIDEO_MODEL_LABELS.get(model, model)
+
+
+def video_params(video: PartResults, model: str) -> int:
+    return int(video.get("models", model, "params"))
+
+
+def video_long_mse_per_seed(video: PartResults, model: str) -> np.ndarray:
+    """Per-frame MSE of the 10 -> 90 rollout, one row per seed: (seeds, predicted frames)."""
+    per_seed = video.get("models", model, "per_seed")
+    return np.array([per_seed[s]["long"]["mse"] for s in sorted(per_seed, key=int)], dtype=np.float64)
+
+
+def video_predicted_frames(video: PartResults) -> np.ndarray:
+    """1-based frame numbers of the predicted frames of the long protocol, e.g. 11..100."""
+    context, total = int(video.get("config", "context")), int(video.get("config", "long_frames"))
+    return np.arange(context + 1, total + 1)
+
+
+def video_far_range(video: PartResults) -> tuple[int, int]:
+    """First and last (1-based, inclusive) frame of the far horizon."""
+    first, last = video.get("far_horizon", "frames")
+    return int(first), int(last)
+
+
+def video_far_mse(video: PartResults, model: str) -> Stat:
+    return seed_stat(video, "far_horizon", "mse", model)
+
+
+def video_far_change_pct(video: PartResults) -> Stat:
+    """Relative change of H-TAP's far-horizon MSE against TAP's, in percent, paired by seed."""
+    return seed_stat(video, "far_horizon", "htap_vs_tap_change_pct")
+
+
+def video_far_change_per_seed(video: PartResults) -> list[float]:
+    per_seed = video.get("far_horizon", "htap_vs_tap_change_pct", "per_seed")
+    return [float(per_seed[s]) for s in sorted(per_seed, key=int)]
+
+
+def video_short_metric(video: PartResults, model: str, name: str) -> Stat:
+    """A 10 -> 10 metric (mse, mae, ssim, psnr), averaged over the 10 predicted frames."""
+    return seed_stat(video, "models", model, "short", name)
+
+
+def video_span_per_step(video: PartResults) -> tuple[np.ndarray, np.ndarray]:
+    """H-TAP Attention Span (frames) against the 1-based frame it predicts: (frames, span)."""
+    node = video.get("attention", "span_per_step")
+    return np.asarray(node["frame"], dtype=np.int64), np.asarray(node["span"], dtype=np.float64)
+
+
+def video_normalised_span_per_step(video: PartResults) -> np.ndarray:
+    return np.asarray(video.get("attention", "span_per_step", "normalised_span"), dtype=np.float64)
+
+
+def video_span_per_head(video: PartResults) -> np.ndarray:
+    """H-TAP Attention Span per layer and head over the long rollout: (layers, heads)."""
+    return np.asarray(video.get("attention", "span_per_layer_head"), dtype=np.float64)
+
+
+def video_config(video: PartResults, name: str):
+    return video.get("config", name)
+
+
+# Across parts ----------------------------------------------------------------------------------
+
+
+def wall_time_s(part: PartResults) -> float:
+    return float(part.get("wall_time_s"))
+
+
+def environment(part: PartResults, name: str) -> str:
+    return str(part.get("environment", name))
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+# ---------------------------------------------------------------------------------------------
+
+
+def num(value: float, decimals: int) -> str:
+    """Fixed decimals; a minus sign LaTeX sets as one (pdftotext reads it back as U+2212)."""
+    if not math.isfinite(value):
+        raise DataError(f"a non-finite value ({value}) would be printed in the paper")
+    text = f"{value:.{decimals}f}"
+    if text.startswith("-") and float(text) == 0.0:
+        text = text[1:]
+    return text.replace("-", "$-$") if text.startswith("-") else text
+
+
+def pm(stat: Stat, decimals: int) -> str:
+    return f"{num(stat.mean, decimals)}\\,$\\pm$\\,{num(stat.std, decimals)}"
+
+
+def pct(value: float, decimals: int = 1) -> str:
+    return f"{num(value, decimals)}\\%"
+
+
+def words(n: int) -> str:
+    return {0: "zero", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
+            9: "nine", 10: "ten"}.get(n, str(n))
+
+
+def latex_escape(text: str) -> str:
+    for char, repl in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
+                       ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
+        text = text.replace(char, repl)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated LaTeX
+# ---------------------------------------------------------------------------------------------
+
+
+def etth1_table_rows(forecast: PartResults) -> tuple[list[str], list[int], dict]:
+    """Our multivariate ETTh1 MSE by model and horizon, at the part's reported lookback."""
+    rows = [r for r in forecast_rows(forecast) if r.dataset == "etth1" and r.features == "M"]
+    if not rows:
+        raise DataError(f"{forecast.path}: no multivariate ETTh1 rows (dataset 'etth1', features 'M')")
+    lookback = int(forecast.get("config", "report_lookback"))
+    rows = [r for r in rows if r.lookback == lookback]
+    if not rows:
+        raise DataError(f"{forecast.path}: no ETTh1 'M' rows at the reported lookback {lookback}")
+    preferred = ["repeat", "dlinear", "seq2seq", "rnn", "hybrid"]
+    present = {r.model for r in rows}
+    models = [m for m in preferred if m in present] + sorted(present - set(preferred))
+    horizons = sorted({r.horizon for r in rows})
+    cells = {(r.model, r.horizon): r for r in rows}
+    return models, horizons, cells
+
+
+def hybrid_etth1(forecast: PartResults) -> dict[int, ForecastRow]:
+    models, horizons, cells = etth1_table_rows(forecast)
+    if "hybrid" not in models:
+        raise DataError(f"{forecast.path}: no ETTh1 'M' rows for model 'hybrid'")
+    return {h: cells[("hybrid", h)] for h in horizons if ("hybrid", h) in cells}
+
+
+def table_etth1(forecast: PartResults) -> str:
+    """Models as rows (ours, then the published ones), horizons as columns."""
+    models, horizons, cells = etth1_table_rows(forecast)
+    lookback = int(forecast.get("config", "report_lookback"))
+    best = {h: min(cells[(m, h)].mse.mean for m in models if (m, h) in cells) for h in horizons}
+    lines = [
+        f"\\begin{{tabular}}{{l{'c' * len(horizons)}}}",
+        "\\toprule",
+        "model & " + " & ".join(f"$H={h}$" for h in horizons) + " \\\\",
+        "\\midrule",
+        f"\\multicolumn{{{len(horizons) + 1}}}{{l}}{{\\emph{{ours, lookback $L={lookback}$, mean\\,$\\pm$\\,std over seeds}}}} \\\\",
+    ]
+    for m in models:
+        row = [forecast_model_label(m)]
+        for h in horizons:
+            cell = cells.get((m, h))
+            if cell is None:
+                row.append("--")
+                continue
+            text = pm(cell.mse, 3) if cell.mse.n > 1 else num(cell.mse.mean, 3)
+            row.append(f"\\textbf{{{text}}}" if cell.mse.mean == best[h] else text)
+        lines.append(" & ".join(row) + " \\\\")
+    lines += ["\\midrule", f"\\multicolumn{{{len(horizons) + 1}}}{{l}}{{\\emph{{published}}}} \\\\"]
+    for p in PUBLISHED_ETTH1_MSE.values():
+        label = p["label"] + (f" ($L={p['lookback']}$)" if "lookback" in p else "")
+        row = [f"{label}~\\cite{{{p['cite']}}}"]
+        row += [num(p["mse"][h], 3) if h in p["mse"] else "--" for h in horizons]
+        lines.append(" & ".join(row) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def table_retrieval(attention: PartResults) -> str:
+    rows = [
+        ("answer accuracy", "answer_accuracy", 3),
+        ("alignment accuracy (argmax of weights)", "alignment_accuracy", 3),
+        ("Attention Span, learned (positions)", "attention_span", 3),
+        ("Attention Span, correct alignment", "correct_attention_span", 3),
+        ("normalised span (uniform $=1$)", "normalised_span", 3),
+        ("attention entropy (nats)", "attention_entropy", 3),
+        ("entropy of uniform attention", "uniform_attention_entropy", 3),
+    ]
+    lines = ["\\begin{tabular}{lc}", "\\toprule", "held-out metric & mean\\,$\\pm$\\,std \\\\", "\\midrule"]
+    for label, key, decimals in rows:
+        lines.append(f"{label} & {pm(retrieval_metric(attention, key), decimals)} \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def table_video(video: PartResults) -> str:
+    first, last = video_far_range(video)
+    lines = [
+        "\\begin{tabular}{lrcccc}",
+        "\\toprule",
+        " & & \\multicolumn{3}{c}{10\\,$\\to$\\,10} & 10\\,$\\to$\\,90 \\\\",
+        "\\cmidrule(lr){3-5}\\cmidrule(lr){6-6}",
+        f"model & params & MSE & SSIM & PSNR & MSE, frames {first}--{last} \\\\",
+        "\\midrule",
+    ]
+    for model in video_models(video):
+        cells = [
+            latex_escape(video_model_label(video, model)),
+            f"{video_params(video, model):,}",
+            pm(video_short_metric(video, model, "mse"), 1),
+            pm(video_short_metric(video, model, "ssim"), 3),
+            pm(video_short_metric(video, model, "psnr"), 2),
+            pm(video_far_mse(video, model), 1),
+        ]
+        lines.append(" & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def far_change_words(change: Stat, per_seed: list[float]) -> dict[str, str]:
+    """The words the abstract and analysis use for the H-TAP vs TAP far-horizon change."""
+    decreased = change.mean < 0
+    better_seeds = sum(v < 0 for v in per_seed)
+    if decreased and -change.mean >= CLAIMED_FAR_CUT_PCT:
+        verdict = f"as large as the {CLAIMED_FAR_CUT_PCT:.0f}\\% cut the project set out to test"
+    elif decreased:
+        verdict = f"short of the {CLAIMED_FAR_CUT_PCT:.0f}\\% cut the project set out to test"
+    else:
+        verdict = f"the opposite of the {CLAIMED_FAR_CUT_PCT:.0f}\\% cut the project set out to test"
+    spread = ("larger than its spread over seeds" if abs(change.mean) > change.std
+              else "within its spread over seeds")
+    return {
+        "htapFarChangeVerb": "reduces" if decreased else "increases",
+        "htapFarChangeNoun": "reduction" if decreased else "increase",
+        "htapFarChangeAbs": num(abs(change.mean), 1),
+        "htapFarChangeStd": num(change.std, 1),
+        "htapFarVerdict": verdict,
+        "htapFarSpread": spread,
+        "htapBetterSeeds": words(better_seeds),
+        "htapFarSeedChanges": ", ".join(f"{num(v, 1)}\\%" for v in per_seed),
+    }
+
+
+def etth1_comparison_words(forecast: PartResults) -> dict[str, str]:
+    hybrid = hybrid_etth1(forecast)
+    dlinear = PUBLISHED_ETTH1_MSE["dlinear"]["mse"]
+    lstma = PUBLISHED_ETTH1_MSE["lstma"]["mse"]
+    shared = [h for h in sorted(hybrid) if h in dlinear]
+    at_or_below = [h for h in shared if round(hybrid[h].mse.mean, 3) <= dlinear[h]]
+    first = min(hybrid)
+    vs_lstma = [h for h in sorted(hybrid) if h in lstma]
+    cut_vs_lstma = [100 * (1 - hybrid[h].mse.mean / lstma[h]) for h in vs_lstma]
+    if not at_or_below:
+        dlinear_sentence = "above the published DLinear MSE at every horizon"
+    elif len(at_or_below) == len(shared):
+        dlinear_sentence = "at or below the published DLinear MSE at every horizon"
+    else:
+        listed = ", ".join(str(h) for h in at_or_below)
+        dlinear_sentence = (f"at or below the published DLinear MSE at {words(len(at_or_below))} of "
+                            f"{words(len(shared))} horizons ($H={listed}$)")
+    lstma_sentence = " and ".join(
+        f"{pct(abs(c), 0)} {'below' if c >= 0 else 'above'} LSTMa at $H={h}$" for h, c in zip(vs_lstma, cut_vs_lstma)
+    )
+    return {
+        "hybridFirstH": str(first),
+        "hybridFirstMSE": num(hybrid[first].mse.mean, 3),
+        "hybridFirstMSEStd": num(hybrid[first].mse.std, 3),
+        "dlinearFirstMSE": num(dlinear[first], 3) if first in dlinear else "--",
+        "hybridVsDlinear": dlinear_sentence,
+        "hybridVsLSTMa": lstma_sentence or "not comparable with LSTMa at these horizons",
+    }
+
+
+def span_words(video: PartResults) -> dict[str, str]:
+    frames, span = video_span_per_step(video)
+    normalised = video_normalised_span_per_step(video)
+    per_head = video_span_per_head(video)
+    trend = "grows" if span[-1] > span[0] else "shrinks"
+    return {
+        "htapSpanFirstFrame": str(int(frames[0])),
+        "htapSpanLastFrame": str(int(frames[-1])),
+        "htapSpanFirst": num(span[0], 1),
+        "htapSpanLast": num(span[-1], 1),
+        "htapSpanTrend": trend,
+        "htapNormSpanFirst": num(normalised[0], 2),
+        "htapNormSpanLast": num(normalised[-1], 2),
+        "htapSpanHeadMin": num(per_head.min(), 1),
+        "htapSpanHeadMax": num(per_head.max(), 1),
+        "htapLayers": words(per_head.shape[0]),
+        "htapHeads": words(per_head.shape[1]),
+    }
+
+
+def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
+    attention, forecast, video = parts["attention"], parts["forecast"], parts["video"]
+    far_first, far_last = video_far_range(video)
+    change = video_far_change_pct(video)
+    macros = {
+        # Part 1
+        "retrievalAlignAcc": pct(100 * retrieval_metric(attention, "alignment_accuracy").mean),
+        "retrievalAnswerAcc": pct(100 * retrieval_metric(attention, "answer_accuracy").mean),
+        "retrievalSpan": num(retrieval_metric(attention, "attention_span").mean, 2),
+        "retrievalCorrectSpan": num(retrieval_metric(attention, "correct_attention_span").mean, 2),
+        "retrievalPairs": str(retrieval_config(attention, "n_pairs")),
+        "retrievalKeys": str(retrieval_config(attention, "n_keys")),
+        "retrievalHeads": words(int(retrieval_config(attention, "num_heads"))),
+        "retrievalDModel": str(retrieval_config(attention, "d_model")),
+        "retrievalEpochs": str(retrieval_config(attention, "epochs")),
+        "retrievalNSeeds": words(len(attention.get("seeds"))),
+        # Part 2
+        "forecastLookback": str(forecast.get("config", "report_lookback")),
+        "forecastNSeeds": words(len(forecast.get("seeds"))),
+        "forecastSpan": num(forecast_attention_span(forecast).mean, 1),
+        **etth1_comparison_words(forecast),
+        # Part 3
+        "videoContext": str(video_config(video, "context")),
+        "videoLongFrames": str(video_config(video, "long_frames")),
+        "videoTrainFrames": str(video_config(video, "train_frames")),
+        "videoTrainSequences": f"{int(video_config(video, 'train_sequences')):,}",
+        "videoTestSequences": f"{int(video_config(video, 'test_sequences')):,}",
+        "videoEpochs": str(video_config(video, "epochs")),
+        "videoNSeeds": words(len(video.get("seeds"))),
+        "farFirst": str(far_first),
+        "farLast": str(far_last),
+        "tapFarMSE": pm(video_far_mse(video, "tap"), 1),
+        "htapFarMSE": pm(video_far_mse(video, "htap"), 1),
+        "convlstmFarMSE": pm(video_far_mse(video, "convlstm"), 1),
+        "convlstmShortMSE": num(video_short_metric(video, "convlstm", "mse").mean, 1),
+        "tapParams": f"{video_params(video, 'tap'):,}",
+        "htapParams": f"{video_params(video, 'htap'):,}",
+        **far_change_words(change, video_far_change_per_seed(video)),
+        **span_words(video),
+        # The run
+        "studyBackend": latex_escape(environment(attention, "backend")),
+        "studyKeras": latex_escape(environment(attention, "keras")),
+        "studyProfile": latex_escape(str(attention.get("profile"))),
+        "studyHours": num(sum(wall_time_s(p) for p in parts.values()) / 3600, 1),
+        "videoHours": num(wall_time_s(video) / 3600, 1),
+        "studyCommit": latex_escape((attention.data.get("environment", {}).get("git_commit") or "unknown")[:7]),
+    }
+    for name in macros:
+        if not re.fullmatch(r"[A-Za-z]+", name):
+            raise ConfigError(f"macro name {name!r} must be letters only")
+    return macros
+
+
+def macros_tex(macros: dict[str, str]) -> str:
+    lines = ["% Generated by `python -m paper.build` from results/; do not edit."]
+    lines += [f"\\newcommand{{\\{name}}}{{{value}}}" for name, value in macros.items()]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+
+
+def figure_horizon(video: PartResults, path: Path) -> Path:
+    """Left: per-frame MSE of every model (mean, band = std over seeds); right: H-TAP span."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 8, "font.family": "serif", "pdf.fonttype": 42,
+                         "axes.titlesize": 8, "legend.fontsize": 7})
+    frames = video_predicted_frames(video)
+    far_first, far_last = video_far_range(video)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(5.5, 1.95), gridspec_kw={"width_ratios": [1.35, 1]})
+    colours = {"tap": "tab:blue", "htap": "tab:red", "convlstm": "tab:gray"}
+    for model in video_models(video):
+        mse = video_long_mse_per_seed(video, model)  # (seeds, frames)
+        if mse.shape[1] != len(frames):
+            raise DataError(f"{video.path}: {model} has {mse.shape[1]} per-frame MSE values, "
+                            f"expected {len(frames)} (frames {frames[0]}..{frames[-1]})")
+        mean, std = mse.mean(axis=0), mse.std(axis=0)
+        colour = colours.get(model)
+        left.plot(frames, mean, color=colour, lw=1.2, label=video_model_label(video, model))
+        left.fill_between(frames, mean - std, mean + std, color=colour, alpha=0.2, lw=0)
+    left.axvspan(far_first, far_last, color="0.92", zorder=0)
+    left.text(far_first + 1, left.get_ylim()[1] * 0.97, f"far horizon ({far_first}-{far_last})",
+              va="top", fontsize=7, color="0.35")
+    left.axvline(int(video_config(video, "train_frames")), color="k", ls=":", lw=0.8)
+    left.set_xlabel("predicted frame (1-based; context 1-%d)" % int(video_config(video, "context")))
+    left.set_ylabel("MSE per frame (sum over pixels)")
+    left.set_title("10 $\\to$ 90 rollout error")
+    left.legend(loc="lower right", frameon=False)
+    left.set_xlim(frames[0], frames[-1])
+
+    span_frames, span = video_span_per_step(video)
+    right.plot(span_frames, span, color="tab:red", lw=1.2, label="H-TAP span")
+    right.plot(span_frames, span_frames - 1 - (span_frames - 1) / 2.0, color="k", ls="--", lw=0.8,
+               label="uniform over history")
+    right.set_xlabel("predicted frame")
+    right.set_ylabel("Attention Span (frames)")
+    right.set_title("how far back H-TAP looks")
+    right.legend(loc="upper left", frameon=False)
+    right.set_xlim(span_frames[0], span_frames[-1])
+    fig.tight_layout(pad=0.3, w_pad=1.0)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="pdf")
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# LaTeX
+# ---------------------------------------------------------------------------------------------
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def generate(results_dir: Path, generated: Path = GENERATED) -> dict[str, str]:
+    """Write macros, tables and figures for `results_dir` into `generated`; return the macros."""
+    parts = load_results(results_dir)
+    for source in PART_FIGURES:
+        if not (results_dir / source).is_file():
+            raise DataError(f"{results_dir / source} not found: the paper includes this figure")
+    macros = paper_macros(parts)
+    generated.mkdir(parents=True, exist_ok=True)
+    write_text(generated / "macros.tex", macros_tex(macros))
+    write_text(generated / "table_retrieval.tex", table_retrieval(parts["attention"]))
+    write_text(generated / "table_etth1.tex", table_etth1(parts["forecast"]))
+    write_text(generated / "table_video.tex", table_video(parts["video"]))
+    figure_horizon(parts["video"], generated / "fig_horizon.pdf")
+    for source, name in PART_FIGURES.items():
+        with atomic_path(generated / name) as tmp:
+            shutil.copyfile(results_dir / source, tmp)
+    return macros
+
+
+def body_last_page(aux: Path) -> int:
+    """The page of \\bodyend (the label `lastbodypage`), read from the .aux file."""
+    match = re.search(r"\\newlabel\{lastbodypage\}\{\{[^}]*\}\{(\d+)\}", aux.read_text(errors="replace"))
+    if not match:
+        raise DataError(f"{aux}: no label 'lastbodypage'; main.tex must call \\bodyend before the references")
+    return int(match.group(1))
+
+
+def log_problems(log: Path) -> list[str]:
+    """Undefined references/citations and overfull boxes reported in the final LaTeX log."""
+    text = log.read_text(errors="replace")
+    problems = []
+    for pattern in (r"Overfull \\hbox[^\n]*", r"LaTeX Warning: (?:Reference|Citation)[^\n]*undefined[^\n]*",
+                    r"LaTeX Warning: There were undefined references"):
+        problems += re.findall(pattern, text)
+    return problems
+
+
+def compile_pdf(build_dir: Path, generated: Path) -> Path:
+    """latexmk the paper in build_dir (sources and generated/ copied there); return the PDF path."""
+    if shutil.which("latexmk") is None:
+        raise ConfigError("latexmk not found: install texlive-latex-base texlive-latex-recommended "
+                          "texlive-fonts-recommended latexmk")
+    build_dir.mkdir(parents=True, exist_ok=True)
+    for source in PAPER_SOURCES:
+        shutil.copyfile(PAPER_DIR / source, build_dir / source)
+    if generated.resolve() != (build_dir / "generated").resolve():
+        shutil.copytree(generated, build_dir / "generated", dirs_exist_ok=True)
+    command = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", "main.tex"]
+    done = subprocess.run(command, cwd=build_dir, capture_output=True, text=True)
+    pdf = build_dir / "main.pdf"
+    if done.returncode != 0 or not pdf.is_file():
+        log = build_dir / "main.log"
+        tail = log.read_text(errors="replace")[-3000:] if log.is_file() else done.stdout[-3000:]
+        raise DataError(f"latexmk failed (exit {done.returncode}); see {log}:\n{tail}")
+    return pdf
+
+
+def check_pdf(build_dir: Path) -> int:
+    """Raise if the body is over the page limit or the log has problems; return the body pages."""
+    pages = body_last_page(build_dir / "main.aux")
+    problems = log_problems(build_dir / "main.log")
+    if pages > BODY_PAGE_LIMIT:
+        problems.append(f"the body runs to page {pages}; the limit is {BODY_PAGE_LIMIT}")
+    if problems:
+        raise DataError(f"{build_dir / 'main.log'}: " + "; ".join(problems))
+    return pages
+
+
+def build(results_dir: Path, output: Path, build_dir: Path = BUILD_DIR, generated: Path = GENERATED) -> Path:
+    generate(results_dir, generated)
+    pdf = compile_pdf(build_dir, generated)
+    pages = check_pdf(build_dir)
+    with atomic_path(output) as tmp:
+        shutil.copyfile(pdf, tmp)
+    print(f"wrote {output} (body {pages} pages) from {results_dir}")
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m paper.build", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", default="results", help="results folder of a paper-profile run (default: results)")
+    parser.add_argument("--output", default=str(REPO_ROOT / "main.pdf"), help="where the PDF goes (default: main.pdf at the repository root)")
+    parser.add_argument("--build-dir", default=str(BUILD_DIR), help="latexmk's working folder (default: paper/build)")
+    args = parser.parse_args(argv)
+    try:
+        build(Path(args.results), Path(args.output), Path(args.build_dir))
+    except (DataError, ConfigError) as err:
+        print(f"paper.build: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""The paper builds from a results folder, stays within 4 pages of body, and prints exactly the
+numbers of its results: every table number is in the PDF text, and the abstract's headline
+numbers equal the ones computed here straight from the results JSON.
+
+The results are the fixture in tests/fixtures/results (shaped like a real `--out` folder, with
+made-up numbers), so the test needs no training run. Building needs latexmk and pdftotext (CI
+installs texlive-latex-base texlive-latex-recommended texlive-fonts-recommended latexmk
+poppler-utils); without them the LaTeX tests skip, the generator tests still run.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from paper import build
+from seqattn.errors import DataError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "results"
+TEX_TOOLS = all(shutil.which(tool) for tool in ("latexmk", "pdftotext"))
+needs_tex = pytest.mark.skipif(not TEX_TOOLS, reason="latexmk/pdftotext not installed (apt-get install "
+                               "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended "
+                               "latexmk poppler-utils)")
+
+pytestmark = pytest.mark.paper
+
+
+def write_results(root: Path) -> Path:
+    """The fixture results plus the part figures the paper includes (a labelled placeholder)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = root / "results"
+    shutil.copytree(FIXTURE, results)
+    fig, axes = plt.subplots(4, 5, figsize=(5, 4))
+    for ax in axes.flat:
+        ax.imshow(np.zeros((64, 64)), cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("fixture strip (placeholder)")
+    fig.savefig(results / "video" / "strip.png", dpi=80)
+    plt.close(fig)
+    return results
+
+
+def pdf_text(pdf: Path) -> str:
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    return text.replace("\u2212", "-")  # LaTeX's minus sign
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Build the paper once from the fixture; returns (results dir, build dir, PDF text)."""
+    if not TEX_TOOLS:
+        pytest.skip("latexmk/pdftotext not installed")
+    root = tmp_path_factory.mktemp("paper")
+    results = write_results(root)
+    build_dir = root / "build"
+    pdf = build.build(results, root / "main.pdf", build_dir=build_dir, generated=build_dir / "generated")
+    assert pdf.is_file() and pdf.read_bytes().startswith(b"%PDF")
+    return results, build_dir, pdf_text(pdf)
+
+
+def table_numbers(tex: str) -> list[str]:
+    """The numbers a reader sees in a generated table (not column specs or citation keys)."""
+    tex = re.sub(r"\\(multicolumn\{\d+\}\{[^}]*\}|cmidrule(\([a-z]+\))?\{[^}]*\}|begin\{tabular\}\{[^}]*\}|cite\{[^}]*\})", " ", tex)
+    tex = tex.replace("--", " ").replace("$-$", "-")  # en-dash ranges, then minus signs
+    return re.findall(r"-?\d{1,3}(?:,\d{3})+|-?\d+(?:\.\d+)?", tex)
+
+
+def appears(number: str, text: str) -> bool:
+    return re.search(rf"(?<![\d.,]){re.escape(number)}(?![\d])", text) is not None
+
+
+# ---- the built PDF ------------------------------------------------------------------------------
+
+
+@needs_tex
+def test_body_within_four_pages(built):
+    _, build_dir, _ = built
+    assert build.body_last_page(build_dir / "main.aux") <= 4
+
+
+@needs_tex
+def test_no_undefined_references_or_overfull_lines(built):
+    _, build_dir, text = built
+    assert "??" not in text
+    log = (build_dir / "main.log").read_text(errors="replace")
+    assert "Overfull \\hbox" not in log
+    assert "undefined" not in log.lower()
+
+
+@needs_tex
+def test_every_table_number_is_in_the_pdf(built):
+    _, build_dir, text = built
+    tables = sorted((build_dir / "generated").glob("table_*.tex"))
+    assert [t.name for t in tables] == ["table_etth1.tex", "table_retrieval.tex", "table_video.tex"]
+    for table in tables:
+        numbers = table_numbers(table.read_text())
+        assert len(numbers) >= 10, table.name
+        missing = [n for n in numbers if not appears(n, text)]
+        assert not missing, f"{table.name}: {missing} not in the PDF text"
+
+
+@needs_tex
+def test_abstract_headline_numbers_equal_the_results(built):
+    results, _, text = built
+    abstract = " ".join(text.split("Abstract", 1)[1].split("1 Introduction", 1)[0].split())
+    attention = json.loads((results / "attention" / "results.json").read_text())
+    forecast = json.loads((results / "forecast" / "results.json").read_text())
+    video = json.loads((results / "video" / "results.json").read_text())
+
+    alignment = 100 * attention["summary"]["alignment_accuracy"]["mean"]
+    hybrid = {r["horizon"]: r["mse"]["mean"] for r in forecast["rows"]
+              if (r["model"], r["dataset"], r["features"], r["lookback"]) == ("hybrid", "etth1", "M", 96)}
+    # The far-horizon change, recomputed from the per-frame curves: frames 50-100 of 11-100.
+    far = {}
+    for model in ("tap", "htap"):
+        per_seed = video["models"][model]["per_seed"]
+        far[model] = np.array([np.mean(per_seed[s]["long"]["mse"][50 - 11:]) for s in sorted(per_seed)])
+    change = 100 * (far["htap"] - far["tap"]) / far["tap"]
+
+    expected = [
+        f"{alignment:.1f}%",
+        f"MSE of {hybrid[min(hybrid)]:.3f} at horizon {min(hybrid)}",
+        f"H-TAP {'reduces' if change.mean() < 0 else 'increases'} the far-horizon (frames 50-100) MSE",
+        f"by {abs(change.mean()):.1f}% ± {change.std():.1f}%",
+        "over three seeds",
+        f"from {video['attention']['span_per_step']['span'][0]:.1f} to "
+        f"{video['attention']['span_per_step']['span'][-1]:.1f} frames",
+    ]
+    abstract = abstract.replace("–", "-")
+    for phrase in expected:
+        assert phrase in abstract, f"{phrase!r} not in the abstract: {abstract}"
+
+
+# ---- the generator, without LaTeX ---------------------------------------------------------------
+
+
+def test_missing_results_file_is_one_error_naming_it(tmp_path):
+    shutil.copytree(FIXTURE, tmp_path / "results")
+    (tmp_path / "results" / "video" / "results.json").unlink()
+    with pytest.raises(DataError, match=r"video/results\.json not found"):
+        build.generate(tmp_path / "results", tmp_path / "generated")
+    assert not (tmp_path / "generated" / "macros.tex").exists()
+
+
+def test_missing_key_names_file_and_key(tmp_path):
+    write_results(tmp_path)
+    path = tmp_path / "results" / "video" / "results.json"
+    data = json.loads(path.read_text())
+    del data["far_horizon"]["mse"]["htap"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"results\.json: missing key 'far_horizon\.mse\.htap'"):
+        build.generate(tmp_path / "results", tmp_path / "generated")
+
+
+@pytest.mark.parametrize(
+    "mean, verb, verdict",
+    [(-31.0, "reduces", "as large as the 25"), (-12.0, "reduces", "short of the 25"),
+     (8.0, "increases", "the opposite of the 25")],
+)
+def test_prose_follows_the_measured_direction(mean, verb, verdict):
+    words = build.far_change_words(build.Stat(mean, 4.0, 3), [mean - 1, mean, mean + 1])
+    assert words["htapFarChangeVerb"] == verb
+    assert words["htapFarVerdict"].startswith(verdict)
+    assert words["htapFarChangeAbs"] == f"{abs(mean):.1f}"
+    assert words["htapBetterSeeds"] == ("three" if mean < 0 else "zero")
+
+
+def test_body_page_is_read_from_the_aux_file(tmp_path):
+    aux = tmp_path / "main.aux"
+    aux.write_text("\\relax\n\\newlabel{lastbodypage}{{6}{5}{Limitations}{section*.9}{}}\n")
+    assert build.body_last_page(aux) == 5
+    aux.write_text("\\relax\n")
+    with pytest.raises(DataError, match="lastbodypage"):
+        build.body_last_page(aux)
