@@ -75,14 +75,14 @@ def read_idx(path: str | Path, magic: int) -> np.ndarray:
     n_dims = {IMAGES_MAGIC: 3, LABELS_MAGIC: 1}[magic]
     header = 4 + 4 * n_dims
     kind = "images" if magic == IMAGES_MAGIC else "labels"
+    found = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+    if found != magic:
+        raise DataError(f"MNIST file {str(path)!r} has IDX magic number {found}, expected {magic} ({kind})")
     if len(data) < header:
         raise DataError(
             f"MNIST file {str(path)!r} has {len(data)} bytes, too short for an IDX {kind} header "
             f"({header} bytes)"
         )
-    found = int.from_bytes(data[:4], "big")
-    if found != magic:
-        raise DataError(f"MNIST file {str(path)!r} has IDX magic number {found}, expected {magic} ({kind})")
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(n_dims))
     expected = header + int(np.prod(dims))
     if len(data) != expected:
