@@ -27,4 +27,5 @@ def select_backend(name: str | None = None) -> str:
                 f"cannot switch to {name!r} in the same process"
             )
     os.environ["KERAS_BACKEND"] = name
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     return name

@@ -13,10 +13,11 @@ import sys
 from seqattn.backend import BACKENDS, select_backend
 from seqattn.errors import SeqattnError
 
+# Only the chosen part's module is imported (each pulls in keras and its models).
 PARTS = {
-    "attention": "seqattn.experiments.attention",
-    "forecast": "seqattn.experiments.forecast",
-    "video": "seqattn.experiments.video",
+    "attention": "Part 1: multi-head attention from scratch on key-value retrieval (known alignment)",
+    "forecast": "Part 2: RNN + attention forecaster on chaotic series and ETT, against baselines",
+    "video": "Part 3: Moving MNIST over 100 frames, TAP vs H-TAP vs ConvLSTM",
 }
 PROFILES = ("quick", "paper", "full")
 
@@ -41,34 +42,43 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _preselect_backend(argv: list[str]) -> None:
-    """Set KERAS_BACKEND from argv (or leave the environment's) before keras is imported."""
+def preselect_backend(argv: list[str]) -> bool:
+    """Set KERAS_BACKEND from argv (or the environment) before keras is imported.
+
+    Returns False for an unknown name, which the full parser then reports with the choices.
+    """
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--backend", default=None)
     known, _ = pre.parse_known_args(argv)
-    if known.backend in BACKENDS:
-        select_backend(known.backend)
-    elif known.backend is None:
-        select_backend(None)
-    # An unknown name is left for the full parser, which lists the choices and exits with 2.
+    name = known.backend or os.environ.get("KERAS_BACKEND") or None
+    if name is not None and name not in BACKENDS:
+        return False  # keras must not load: it would fall back to its own default
+    select_backend(name)
+    return True
 
 
 def load_part(name: str):
-    return importlib.import_module(PARTS[name])
+    return importlib.import_module(f"seqattn.experiments.{name}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen_part(argv: list[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqattn",
         description="Sequence modelling and attention study. Each part trains, evaluates, "
-        "logs to MLflow and writes results.json and figures to --out.",
+        "logs to MLflow and writes results.json and figures to --out/<part>/.",
     )
-    sub = parser.add_subparsers(dest="part", metavar="PART", required=True)
-    for name in PARTS:
-        module = load_part(name)
-        part_parser = sub.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION)
+    sub = parser.add_subparsers(dest="part", metavar="PART", required=True,
+                                help=" | ".join(PARTS))
+    chosen = _chosen_part(list(argv))
+    for name, description in PARTS.items():
+        part_parser = sub.add_parser(name, help=description, description=description)
         add_common_arguments(part_parser)
-        module.add_arguments(part_parser)
+        if name == chosen:
+            load_part(name).add_arguments(part_parser)
     return parser
 
 
@@ -79,11 +89,21 @@ def run_part(name: str, args: argparse.Namespace) -> dict:
     return load_part(name).run(args)
 
 
+def parse_arguments(argv: list[str], make_parser) -> argparse.Namespace:
+    """Choose the backend, then parse; `make_parser(argv)` may import keras-based modules."""
+    backend_ok = preselect_backend(argv)
+    parser = make_parser(argv if backend_ok else [])
+    args = parser.parse_args(argv)  # exits 2 on an unknown --backend, listing the choices
+    if not backend_ok:
+        parser.error(f"KERAS_BACKEND={os.environ['KERAS_BACKEND']!r} is not a backend; "
+                     f"choose one of {', '.join(BACKENDS)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        _preselect_backend(argv)
-        args = build_parser().parse_args(argv)
+        args = parse_arguments(argv, build_parser)
         run_part(args.part, args)
     except SeqattnError as err:
         print(f"seqattn: error: {err}", file=sys.stderr)

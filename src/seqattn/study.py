@@ -14,7 +14,7 @@ from seqattn import cli
 from seqattn.errors import SeqattnError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python sequence_attention.py",
         description="Run the seqattn study: Part 1 attention from scratch, Part 2 forecasting, "
@@ -42,8 +42,7 @@ def part_arguments(part: str, study_args: argparse.Namespace) -> argparse.Namesp
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli._preselect_backend(argv)
-        args = build_parser().parse_args(argv)
+        args = cli.parse_arguments(argv, build_parser)
         started = time.time()
         for part in args.parts:
             print(f"\n=== {part} ({args.profile} profile, {args.backend} backend) ===", flush=True)

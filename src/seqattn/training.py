@@ -3,7 +3,9 @@
 `resumable_run` keeps the MLflow run id in the run's state folder, so rerunning the same command
 after a crash continues that run instead of opening an orphan one. `fit` wraps `model.fit` with
 `keras.callbacks.BackupAndRestore`, which saves weights, optimizer and epoch at every epoch end
-and restores them when training starts again.
+and restores them when training starts again, and with `EpochSeeding`, which reseeds the global
+random generators at every epoch start: Keras shuffles arrays with numpy's (or torch's) global
+generator, so without it a resumed run would see other batches than an uninterrupted one.
 """
 
 import os
@@ -47,9 +49,25 @@ def resumable_run(part: str, run_name: str, state_dir: str | os.PathLike, **star
     (state_dir / _RUN_ID_FILE).unlink(missing_ok=True)
 
 
-def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, callbacks=(), **fit_kwargs):
-    """`model.fit` that resumes from the last completed epoch saved under `state_dir`."""
+class EpochSeeding(keras.callbacks.Callback):
+    """Seeds python, numpy and backend generators with (seed, epoch) when an epoch starts."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        keras.utils.set_random_seed((self.seed * 100_003 + epoch) % 2**31)
+
+
+def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: int, callbacks=(), **fit_kwargs):
+    """`model.fit` that resumes from the last completed epoch saved under `state_dir`.
+
+    A run resumed after interruption ends with the same weights as an uninterrupted one.
+    """
     backup = keras.callbacks.BackupAndRestore(str(Path(state_dir) / "backup"), delete_checkpoint=True)
     return model.fit(
-        x, y, epochs=epochs, callbacks=[backup, tracking.MLflowCallback(), *callbacks], **fit_kwargs
+        x, y, epochs=epochs,
+        callbacks=[backup, EpochSeeding(seed), tracking.MLflowCallback(), *callbacks],
+        **fit_kwargs,
     )

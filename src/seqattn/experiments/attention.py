@@ -113,7 +113,7 @@ def train_one_seed(config: AttentionConfig, seed: int, out: Path, tracking_uri: 
                                 seed=seed, nested=True, tracking_uri=tracking_uri):
         keras.utils.set_random_seed(seed)
         model = build_model(config)
-        training.fit(model, train.inputs(), train.targets, epochs=config.epochs, state_dir=state_dir,
+        training.fit(model, train.inputs(), train.targets, epochs=config.epochs, state_dir=state_dir, seed=seed,
                      batch_size=config.batch_size, validation_split=0.1, verbose=2)
         metrics, _ = evaluate(model, test)
         tracking.log_metrics(metrics)
@@ -137,8 +137,8 @@ def run(args: argparse.Namespace) -> dict:
     out = ensure_writable_dir(Path(args.out) / "attention")
     started = time.time()
     per_seed = {}
-    with tracking.start_run("attention", f"attention-{args.profile}", config=asdict(config),
-                            tracking_uri=args.tracking_uri):
+    with training.resumable_run("attention", f"attention-{args.profile}", out, config=asdict(config),
+                                tracking_uri=args.tracking_uri):
         for seed in config.seeds:
             per_seed[seed], model = train_one_seed(config, seed, out, args.tracking_uri)
         summary = summarise(per_seed)

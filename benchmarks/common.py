@@ -1,0 +1,63 @@
+"""What every benchmark shares: machine facts, best-of timing, peak-memory probes, JSON output."""
+
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine_info() -> dict:
+    import keras
+    import numpy
+
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "backend": keras.backend.backend(),
+    }
+    if info["backend"] == "torch":
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    elif info["backend"] == "tensorflow":
+        import tensorflow
+
+        info["tensorflow"] = tensorflow.__version__
+    return info
+
+
+def best_time(fn, repeats: int, warmup: int = 1) -> float:
+    """Best wall time of `repeats` calls after `warmup` calls: the least disturbed by other load."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def peak_rss_bytes() -> int:
+    """High-water mark of this process's resident memory (Linux reports KiB)."""
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def write_results(name: str, payload: dict) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
