@@ -266,8 +266,12 @@ class SequenceBatches(keras.utils.PyDataset):
     """Fresh Moving MNIST training batches every epoch: float32 (B, T, canvas, canvas, 1) in [0, 1].
 
     Batch i of epoch e is generated from (seed, e, i) alone, so an interrupted run that resumes at
-    epoch e sees exactly the batches it would have seen. Keep `epoch` in step with the trainer by
-    adding `batches.epoch_callback()` to `model.fit`'s callbacks (it matters after a resume).
+    epoch e sees exactly the batches it would have seen, provided that
+    - `batches.epoch_callback()` is among `model.fit`'s callbacks: it sets `epoch` to the trainer's
+      epoch, which BackupAndRestore resumes; without it the dataset counts epochs itself (fresh
+      data every epoch, but Keras's first shape-inference pass already advances the count);
+    - `model.fit(..., shuffle=False)`: Keras otherwise shuffles the batch order with its own random
+      state, and the batches are random already.
     context=None yields (x, x); context=k yields (x[:, :k], x[:, k:]).
     """
 
