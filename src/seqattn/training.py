@@ -60,11 +60,23 @@ class EpochSeeding(keras.callbacks.Callback):
         keras.utils.set_random_seed((self.seed * 100_003 + epoch) % 2**31)
 
 
+def _first_batch(x):
+    """Two rows of the inputs (arrays, dict of arrays, or a PyDataset) to build a model with."""
+    if isinstance(x, keras.utils.PyDataset):
+        batch = x[0]
+        return batch[0] if isinstance(batch, tuple) else batch
+    if isinstance(x, dict):
+        return {name: values[:2] for name, values in x.items()}
+    return x[:2]
+
+
 def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: int, callbacks=(), **fit_kwargs):
     """`model.fit` that resumes from the last completed epoch saved under `state_dir`.
 
     A run resumed after interruption ends with the same weights as an uninterrupted one.
     """
+    if not model.built:  # BackupAndRestore must load weights into variables that exist
+        model(_first_batch(x))
     backup = keras.callbacks.BackupAndRestore(str(Path(state_dir) / "backup"), delete_checkpoint=True)
     return model.fit(
         x, y, epochs=epochs,
