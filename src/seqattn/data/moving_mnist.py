@@ -59,6 +59,7 @@ def _trajectories(rng: np.random.Generator, n: int, length: int, n_digits: int, 
     steps = np.arange(1, length + 1, dtype=np.float64)[None, :, None, None]  # (1, T, 1, 1)
     unfolded = start[:, None] + steps * velocity[:, None]  # (N, T, D, 2)
     folded = np.abs(np.mod(unfolded + 1.0, 2.0) - 1.0)  # triangle wave: mirror at 0 and 1
+    # the epsilon keeps a position that is a whole pixel up to rounding (0.85 + 3 * 0.1) on that pixel
     return np.floor(folded * free + 1e-9).astype(np.intp)  # (N, T, D, 2)
 
 
