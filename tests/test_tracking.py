@@ -1,0 +1,309 @@
+"""MLflow tracking: what a run records, a real `mlflow server` read back over HTTP, resumable runs.
+
+The SQLite store is created once per module: MLflow's schema migration takes seconds.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from seqattn import tracking, training
+from seqattn.errors import TrackingError
+
+_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
+pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")  # MLflow's SQLAlchemy use
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """(tracking URI, folder) of a SQLite store shared by this module's tests."""
+    folder = tmp_path_factory.mktemp("mlflow_store")
+    return f"sqlite:///{folder}/mlflow.db", folder
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow(monkeypatch, store):
+    """Leave MLflow's process-wide state (URI, env vars, active runs) as we found it.
+
+    mlflow.set_tracking_uri and set_experiment also export MLFLOW_TRACKING_URI and
+    MLFLOW_EXPERIMENT_ID, which would leak into other tests and their subprocesses.
+    """
+    saved_env = {name: os.environ.get(name) for name in _MLFLOW_ENV}
+    for name in _MLFLOW_ENV:
+        os.environ.pop(name, None)
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    monkeypatch.chdir(store[1])  # artifacts of a SQLite store go to ./mlruns
+    yield
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+    for name, value in saved_env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _metric_steps(client, run_id, key):
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+# ----------------------------------------------------------------------------- local SQLite store
+
+
+def test_run_records_params_tags_metrics_and_artifacts(store, tmp_path):
+    uri, _ = store
+    config = {"model": {"units": 32, "heads": [1, 2]}, "lr": 0.001, "long": "x" * 7000}
+    figure = tmp_path / "curve.txt"
+    figure.write_text("a figure stands here")
+    with tracking.start_run("attention", "records", config=config, seed=7, tracking_uri=uri) as run:
+        for step, loss in enumerate([1.0, 0.5, 0.25]):
+            tracking.log_metrics({"loss": loss, "acc@1": 0.5 + step / 10}, step=step)
+        tracking.log_metrics({"val loss": 0.3, "diverged": float("nan"), "huge": float("inf")})
+        tracking.log_artifact(figure)
+        tracking.log_artifact(tmp_path / "missing.png")  # a figure that was not made is skipped
+
+    client = MlflowClient(uri)
+    logged = client.get_run(run.info.run_id)
+    assert client.get_experiment(logged.info.experiment_id).name == "seqattn-part1-attention"
+    assert logged.info.status == "FINISHED"
+    assert logged.info.run_name == "records"
+    params = logged.data.params
+    assert params["model.units"] == "32" and params["model.heads"] == "[1, 2]" and params["lr"] == "0.001"
+    assert params["long"] == "x" * 6000  # cut to MLflow's limit on one param
+    tags = logged.data.tags
+    assert tags["seqattn.backend"] == keras.backend.backend()
+    assert tags["seqattn.seed"] == "7"
+    assert tags["seqattn.part"] == "attention"
+    assert "seqattn.git_commit" in tags and tags["seqattn.keras"] == keras.__version__
+    assert _metric_steps(client, run.info.run_id, "loss") == [(0, 1.0), (1, 0.5), (2, 0.25)]
+    assert [s for s, _ in _metric_steps(client, run.info.run_id, "acc_at_1")] == [0, 1, 2]
+    assert set(logged.data.metrics) == {"loss", "acc_at_1", "val_loss"}  # NaN and inf are dropped
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["curve.txt"]
+    local = client.download_artifacts(run.info.run_id, "curve.txt", str(tmp_path / "download"))
+    assert Path(local).read_text() == "a figure stands here"
+
+
+def test_nested_runs_carry_the_parent_id(store):
+    uri, _ = store
+    with tracking.start_run("forecast", "study", tracking_uri=uri) as parent:
+        with tracking.start_run("forecast", "model-a", seed=0, nested=True) as child_a:
+            pass
+        with tracking.start_run("forecast", "model-b", seed=1, nested=True) as child_b:
+            pass
+    client = MlflowClient(uri)
+    for child, seed in ((child_a, "0"), (child_b, "1")):
+        tags = client.get_run(child.info.run_id).data.tags
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert tags["seqattn.seed"] == seed
+    assert "mlflow.parentRunId" not in client.get_run(parent.info.run_id).data.tags
+
+
+def test_reopened_run_is_continued_without_relogging_params(store):
+    uri, _ = store
+    with tracking.start_run("video", "first", config={"epochs": 3}, tracking_uri=uri) as run:
+        tracking.log_metrics({"loss": 1.0}, step=0)
+    # A different config would make MLflow refuse to overwrite the param: it must not be logged.
+    with tracking.start_run("video", "ignored", config={"epochs": 5}, tracking_uri=uri, run_id=run.info.run_id) as again:
+        tracking.log_metrics({"loss": 0.5}, step=1)
+    assert again.info.run_id == run.info.run_id
+    client = MlflowClient(uri)
+    logged = client.get_run(run.info.run_id)
+    assert logged.data.params == {"epochs": "3"} and logged.info.run_name == "first"
+    assert _metric_steps(client, run.info.run_id, "loss") == [(0, 1.0), (1, 0.5)]
+
+
+def test_unknown_part_is_rejected(store):
+    with pytest.raises(ValueError, match=r"part must be one of \['attention', 'forecast', 'video'\]; got 'audio'"):
+        with tracking.start_run("audio", "x", tracking_uri=store[0]):
+            pass
+
+
+def test_unreachable_server_raises_tracking_error_quickly():
+    uri = f"http://127.0.0.1:{_free_port()}"
+    start = time.monotonic()
+    with pytest.raises(TrackingError, match=f"MLflow tracking server {uri} is unreachable"):
+        with tracking.start_run("attention", "nowhere", tracking_uri=uri):
+            pass
+    # A guard against MLflow's own retries (minutes), not a speed measurement.
+    assert time.monotonic() - start < 10
+
+
+# ----------------------------------------------------------------------------- a real server
+
+
+def _http_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_real_mlflow_server_round_trip(tmp_path):
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db",
+            "--artifacts-destination", str(tmp_path / "artifacts"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        # The job runner would start seven worker processes that this test does not need.
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        start_new_session=True,  # its own process group, so teardown reaches uvicorn too
+    )
+    try:
+        deadline = time.monotonic() + 180  # about 35-50 s on two busy cores, mostly imports
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"mlflow server exited with {server.returncode}:\n{(tmp_path / 'server.log').read_text()}")
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"mlflow server did not answer /health:\n{(tmp_path / 'server.log').read_text()}")
+                time.sleep(0.5)
+
+        results = tmp_path / "results.json"
+        results.write_text('{"accuracy": 0.97}\n')
+        with tracking.start_run("attention", "over-http", config={"model": {"heads": 4}}, seed=3, tracking_uri=base) as run:
+            tracking.log_metrics({"loss": 0.8}, step=0)
+            tracking.log_metrics({"loss": 0.4}, step=1)
+            tracking.log_artifact(results)
+        run_id = run.info.run_id
+
+        got = _http_json(f"{base}/api/2.0/mlflow/runs/get?run_id={run_id}")["run"]
+        assert got["info"]["status"] == "FINISHED"
+        assert {p["key"]: p["value"] for p in got["data"]["params"]} == {"model.heads": "4"}
+        tags = {t["key"]: t["value"] for t in got["data"]["tags"]}
+        assert tags["seqattn.seed"] == "3" and tags["seqattn.backend"] == keras.backend.backend()
+        query = urllib.parse.urlencode({"run_id": run_id, "metric_key": "loss"})
+        history = _http_json(f"{base}/api/2.0/mlflow/metrics/get-history?{query}")["metrics"]
+        assert sorted((m["step"], m["value"]) for m in history) == [(0, 0.8), (1, 0.4)]
+
+        listing = _http_json(f"{base}/api/2.0/mlflow/artifacts/list?run_id={run_id}")
+        assert [f["path"] for f in listing["files"]] == ["results.json"]
+        artifact_uri = got["info"]["artifact_uri"]  # mlflow-artifacts:/<experiment>/<run>/artifacts
+        assert artifact_uri.startswith("mlflow-artifacts:/")
+        relative = artifact_uri.removeprefix("mlflow-artifacts:/").lstrip("/")
+        with urllib.request.urlopen(f"{base}/api/2.0/mlflow-artifacts/artifacts/{relative}/results.json", timeout=30) as r:
+            assert json.loads(r.read()) == {"accuracy": 0.97}
+        # The server, not this process, holds the file.
+        assert list((tmp_path / "artifacts").rglob("results.json"))
+    finally:
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+        except ProcessLookupError:
+            pass
+        log.close()
+
+
+# ----------------------------------------------------------------------------- resumable runs
+
+
+def test_resumable_run_reopens_an_interrupted_run_and_starts_fresh_after_completion(store, tmp_path):
+    uri, _ = store
+    state = tmp_path / "state"
+    client = MlflowClient(uri)
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        with training.resumable_run("attention", "resumable", state, tracking_uri=uri, config={"epochs": 2}) as run:
+            tracking.log_metrics({"loss": 1.0}, step=0)
+            raise RuntimeError("power cut")
+    interrupted = run.info.run_id
+    assert (state / "mlflow_run_id").read_text() == interrupted
+    assert client.get_run(interrupted).info.status == "FAILED"
+
+    with training.resumable_run("attention", "resumable", state, tracking_uri=uri, config={"epochs": 2}) as run:
+        assert run.info.run_id == interrupted
+        tracking.log_metrics({"loss": 0.5}, step=1)
+    assert not (state / "mlflow_run_id").exists()
+    assert client.get_run(interrupted).info.status == "FINISHED"
+    assert _metric_steps(client, interrupted, "loss") == [(0, 1.0), (1, 0.5)]
+
+    with training.resumable_run("attention", "resumable", state, tracking_uri=uri) as run:
+        assert run.info.run_id != interrupted
+
+
+def test_resumable_run_ignores_a_run_id_unknown_to_the_store(store, tmp_path):
+    uri, _ = store
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "mlflow_run_id").write_text("0123456789abcdef0123456789abcdef")
+    with training.resumable_run("attention", "fresh", state, tracking_uri=uri) as run:
+        assert run.info.run_id != "0123456789abcdef0123456789abcdef"
+    assert MlflowClient(uri).get_run(run.info.run_id).info.status == "FINISHED"
+
+
+class _Crash(keras.callbacks.Callback):
+    def __init__(self, at_epoch):
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise RuntimeError(f"crash at epoch {epoch}")
+
+
+@pytest.mark.backend
+def test_fit_resumes_after_a_crash_logs_each_epoch_once_and_ends_where_an_uninterrupted_fit_does(store, tmp_path):
+    uri, _ = store
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 3)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5]], "float32")
+
+    def model():
+        keras.utils.set_random_seed(0)
+        net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        net.compile(optimizer="adam", loss="mse")
+        return net
+
+    def train(state, net, callbacks=()):
+        with training.resumable_run("attention", "fit", state, tracking_uri=uri) as run:
+            history = training.fit(net, x, y, epochs=4, batch_size=8, state_dir=state, seed=5, callbacks=callbacks, verbose=0)
+        return run, history
+
+    reference = model()
+    train(tmp_path / "uninterrupted", reference)
+
+    state = tmp_path / "state"
+    with pytest.raises(RuntimeError, match="crash at epoch 2"):
+        train(state, model(), callbacks=[_Crash(2)])
+    crashed_id = (state / "mlflow_run_id").read_text()
+    assert (state / "backup").is_dir()
+    resumed_model = model()
+    resumed, history = train(state, resumed_model)
+    assert resumed.info.run_id == crashed_id
+    assert len(history.history["loss"]) == 2  # epochs 2 and 3 only: 0 and 1 were restored
+    steps = [step for step, _ in _metric_steps(MlflowClient(uri), crashed_id, "loss")]
+    assert steps == [0, 1, 2, 3]
+    assert not (state / "backup").exists()  # deleted once training completed
+    for got, want in zip(resumed_model.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
