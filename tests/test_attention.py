@@ -497,6 +497,23 @@ def test_keras_file_round_trip(tmp_path, memory_efficient):
     np.testing.assert_array_equal(loaded.predict(inputs, verbose=0), before)
 
 
+def test_functional_model_returns_attention_weights(tmp_path):
+    query, context = keras.Input((5, 8)), keras.Input((7, 6))
+    layer = MultiHeadAttention(2)
+    out, weights = layer(query, context, return_attention_scores=True)
+    assert tuple(weights.shape) == (None, 2, 5, 7)
+    model = keras.Model([query, context], [out, weights])
+    rng = np.random.default_rng(15)
+    inputs = [rng.normal(size=(3, 5, 8)).astype("float32"), rng.normal(size=(3, 7, 6)).astype("float32")]
+    got_out, got_weights = model.predict(inputs, verbose=0)
+    want_out, want_weights = layer(*inputs, return_attention_scores=True)
+    np.testing.assert_allclose(got_out, to_numpy(want_out), atol=1e-6)
+    np.testing.assert_allclose(got_weights, to_numpy(want_weights), atol=1e-6)
+    model.save(tmp_path / "weights.keras")
+    loaded = keras.saving.load_model(tmp_path / "weights.keras", safe_mode=True)
+    np.testing.assert_array_equal(loaded.predict(inputs, verbose=0)[1], got_weights)
+
+
 def test_layer_configs_round_trip():
     layer = ScaledDotProductAttention(causal=True, dropout=0.1, memory_efficient=True, query_chunk_size=5, key_chunk_size=7, seed=2)
     assert ScaledDotProductAttention.from_config(layer.get_config()).get_config() == layer.get_config()

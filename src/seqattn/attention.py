@@ -245,6 +245,16 @@ class ScaledDotProductAttention(keras.layers.Layer):
     def compute_output_shape(self, query_shape, key_shape, value_shape, attention_mask_shape=None):
         return (*query_shape[:-1], value_shape[-1])
 
+    def compute_output_spec(
+        self, query, key, value, attention_mask=None, causal=None, return_attention_scores=False, training=None
+    ):
+        # Needed in functional models: compute_output_shape cannot say that weights come too.
+        out = keras.KerasTensor(self.compute_output_shape(query.shape, key.shape, value.shape), dtype=value.dtype)
+        if not return_attention_scores:
+            return out
+        weights_shape = (*query.shape[:-1], key.shape[-2])  # (B, nh, Tq, Tk)
+        return out, keras.KerasTensor(weights_shape, dtype=_softmax_dtype(query))
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -431,6 +441,25 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def compute_output_shape(self, query_shape, value_shape, key_shape=None):
         return (*query_shape[:-1], self.output_dim or query_shape[-1])
+
+    def compute_output_spec(
+        self,
+        query,
+        value,
+        key=None,
+        attention_mask=None,
+        key_padding_mask=None,
+        use_causal_mask=False,
+        return_attention_scores=False,
+        training=None,
+    ):
+        # Needed in functional models: compute_output_shape cannot say that weights come too.
+        key = value if key is None else key
+        out = keras.KerasTensor(self.compute_output_shape(query.shape, value.shape), dtype=self.compute_dtype)
+        if not return_attention_scores:
+            return out
+        weights_shape = (query.shape[0], self.num_heads, query.shape[1], key.shape[1])  # (B, nh, Tq, Tk)
+        return out, keras.KerasTensor(weights_shape, dtype=_softmax_dtype(query))
 
     def get_config(self):
         return {
