@@ -70,6 +70,13 @@ def test_atomic_path_replaces_the_file_when_the_block_succeeds(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png"]
 
 
+def test_atomic_path_gives_the_file_the_mode_open_would(tmp_path):
+    """Not mkstemp's owner-only 0600: results and figures must be readable like any other file."""
+    (tmp_path / "plain.txt").write_text("")
+    write_json_atomic(tmp_path / "results.json", {})
+    assert (tmp_path / "results.json").stat().st_mode == (tmp_path / "plain.txt").stat().st_mode
+
+
 def test_ensure_writable_dir_creates_missing_parents(tmp_path):
     path = tmp_path / "a" / "b" / "c"
     assert ensure_writable_dir(path) == path

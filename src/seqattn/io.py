@@ -12,6 +12,12 @@ from pathlib import Path
 from seqattn.errors import ConfigError
 
 
+def _new_file_mode() -> int:
+    umask = os.umask(0)  # the only way to read the umask is to set it
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
@@ -21,6 +27,8 @@ def atomic_path(path: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp makes the file private (0600); give the result the mode open() would.
+        os.chmod(tmp, _new_file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
