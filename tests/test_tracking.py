@@ -24,7 +24,8 @@ from seqattn import tracking, training
 from seqattn.errors import TrackingError
 
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
-pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")  # MLflow's SQLAlchemy use
+# MLflow's own SQLAlchemy use warns; nothing for us to act on.
+pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,8 @@ def test_reopened_run_is_continued_without_relogging_params(store):
     with tracking.start_run("video", "first", config={"epochs": 3}, tracking_uri=uri) as run:
         tracking.log_metrics({"loss": 1.0}, step=0)
     # A different config would make MLflow refuse to overwrite the param: it must not be logged.
-    with tracking.start_run("video", "ignored", config={"epochs": 5}, tracking_uri=uri, run_id=run.info.run_id) as again:
+    reopen = dict(config={"epochs": 5}, tracking_uri=uri, run_id=run.info.run_id)
+    with tracking.start_run("video", "ignored", **reopen) as again:
         tracking.log_metrics({"loss": 0.5}, step=1)
     assert again.info.run_id == run.info.run_id
     client = MlflowClient(uri)
@@ -189,7 +191,8 @@ def test_real_mlflow_server_round_trip(tmp_path):
 
         results = tmp_path / "results.json"
         results.write_text('{"accuracy": 0.97}\n')
-        with tracking.start_run("attention", "over-http", config={"model": {"heads": 4}}, seed=3, tracking_uri=base) as run:
+        config = {"model": {"heads": 4}}
+        with tracking.start_run("attention", "over-http", config=config, seed=3, tracking_uri=base) as run:
             tracking.log_metrics({"loss": 0.8}, step=0)
             tracking.log_metrics({"loss": 0.4}, step=1)
             tracking.log_artifact(results)
@@ -209,8 +212,8 @@ def test_real_mlflow_server_round_trip(tmp_path):
         artifact_uri = got["info"]["artifact_uri"]  # mlflow-artifacts:/<experiment>/<run>/artifacts
         assert artifact_uri.startswith("mlflow-artifacts:/")
         relative = artifact_uri.removeprefix("mlflow-artifacts:/").lstrip("/")
-        with urllib.request.urlopen(f"{base}/api/2.0/mlflow-artifacts/artifacts/{relative}/results.json", timeout=30) as r:
-            assert json.loads(r.read()) == {"accuracy": 0.97}
+        download = f"{base}/api/2.0/mlflow-artifacts/artifacts/{relative}/results.json"
+        assert _http_json(download) == {"accuracy": 0.97}
         # The server, not this process, holds the file.
         assert list((tmp_path / "artifacts").rglob("results.json"))
     finally:
@@ -287,7 +290,9 @@ def test_fit_resumes_after_a_crash_logs_each_epoch_once_and_ends_where_an_uninte
 
     def train(state, net, callbacks=()):
         with training.resumable_run("attention", "fit", state, tracking_uri=uri) as run:
-            history = training.fit(net, x, y, epochs=4, batch_size=8, state_dir=state, seed=5, callbacks=callbacks, verbose=0)
+            history = training.fit(
+                net, x, y, epochs=4, batch_size=8, state_dir=state, seed=5, callbacks=callbacks, verbose=0
+            )
         return run, history
 
     reference = model()
