@@ -1,0 +1,93 @@
+"""End to end: `seqattn forecast` on a tiny CSV and Mackey-Glass writes results, figure and MLflow runs."""
+
+import json
+from dataclasses import replace
+
+import mlflow
+import numpy as np
+import pytest
+
+from seqattn import cli
+from seqattn.experiments import forecast
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def tiny_csv(tmp_path):
+    t = np.arange(360)
+    lines = ["date,load,OT"] + [
+        f"2021-03-{1 + i // 24:02d} {i % 24:02d}:00:00,{np.sin(i / 4):.5f},{np.cos(i / 6) + 0.1 * np.sin(i / 3):.5f}"
+        for i in t
+    ]
+    path = tmp_path / "tiny.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _argv(tmp_path, csv_path, *extra):
+    return ["forecast", "--dataset", f"csv:{csv_path}", "mackey-glass", "--lookback", "24", "--horizon", "12",
+            "--epochs", "1", "--out", str(tmp_path / "out"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+            *extra]
+
+
+def test_run_writes_results_figure_and_mlflow_runs(tmp_path, tiny_csv, monkeypatch):
+    monkeypatch.setitem(forecast.PROFILES, "quick", replace(forecast.PROFILES["quick"], chaotic_samples=600))
+    ablations = dict(list(forecast.ABLATIONS.items())[:2])  # the base and one change keep the test short
+    monkeypatch.setattr(forecast, "ABLATIONS", ablations)
+    args = cli.parse_arguments(_argv(tmp_path, tiny_csv, "--ablation"), cli.build_parser)
+    results = cli.run_part("forecast", args)
+
+    out = tmp_path / "out" / "forecast"
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["config"]["datasets"] == [f"csv:{tiny_csv}", "mackey-glass"]
+    assert len(saved["runs"]) == 2 * len(forecast.MODELS)
+    by_key = {(r["dataset"], r["model"]): r for r in saved["runs"]}
+    assert set(by_key) == {(d, m) for d in (f"csv:{tiny_csv}", "mackey-glass") for m in forecast.MODELS}
+    for run in saved["runs"]:
+        assert run["mse"] >= 0 and len(run["mse_per_step"]) == 12
+    assert np.mean(by_key[(f"csv:{tiny_csv}", "repeat")]["mse_per_step"]) == pytest.approx(
+        by_key[(f"csv:{tiny_csv}", "repeat")]["mse"], rel=1e-6)
+    mg = by_key[("mackey-glass", "hybrid")]
+    assert 0 <= mg["valid_prediction_time"] <= 12 and len(mg["nrmse_per_step"]) == 12
+    assert {row["model"] for row in saved["summary"]} == set(forecast.MODELS)
+    assert [a["variant"] for a in saved["ablation"]] == list(forecast.ABLATIONS)
+    assert saved["attention"]["segment"] == 12 and saved["attention"]["span_steps"] > 0
+    assert saved["published"]["mse"]["96"]["DLinear (L=336)"] == 0.375
+    assert results["wall_time_s"] == saved["wall_time_s"]
+    assert (out / "forecast_attention.png").stat().st_size > 10_000
+    table = (out / "results.md").read_text()
+    assert "| 12 | hybrid |" in table and "Zeng et al. (2023)" in table and "Ablation" in table
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["seqattn-part2-forecast"])
+    assert len(runs) == 1 + 2 * len(forecast.MODELS) + len(forecast.ABLATIONS)  # parent + nested
+    name = f"csv:{tiny_csv}-M-L24-H12-dlinear-s0"
+    dlinear = runs[runs["tags.mlflow.runName"] == name].iloc[0]
+    assert dlinear["metrics.test_mse"] == pytest.approx(by_key[(f"csv:{tiny_csv}", "dlinear")]["mse"])
+
+    # Rerunning the same command reuses every finished run instead of training again.
+    cli.run_part("forecast", cli.parse_arguments(_argv(tmp_path, tiny_csv), cli.build_parser))
+    again = json.loads((out / "results.json").read_text())
+    assert [r["mse"] for r in again["runs"]] == [r["mse"] for r in saved["runs"]]
+    nested = mlflow.search_runs(experiment_names=["seqattn-part2-forecast"])
+    assert len(nested) == len(runs) + 1  # only a new parent run
+
+
+def test_bad_options_and_bad_csv_give_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse_arguments(["forecast", "--dataset", "weather"], cli.build_parser)
+    assert exit_info.value.code == 2
+    assert "csv:PATH" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,OT\n2020-01-01,1.0\n2020-01-02,oops\n")
+    code = cli.main(["forecast", "--dataset", f"csv:{bad}", "--out", str(tmp_path / "o"),
+                     "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err == [f"seqattn: error: {bad}: line 3, column 'OT': non-numeric value 'oops'"]
+    assert not (tmp_path / "o" / "forecast" / "results.json").exists()
+
+
+def test_segment_falls_back_to_a_common_divisor():
+    config = forecast.PROFILES["quick"]
+    assert forecast._segment(config, 96, 96) == 24 and forecast._segment(config, 96, 100) == 4
