@@ -76,11 +76,12 @@ class TemporalBlock(keras.layers.Layer):
         self.fc.build(shape)
         self.proj.build((*shape[:-1], self.ff_dim))
 
-    def forward(self, x, past=None, return_attention_scores=False, training=None):
+    def extend(self, x, past=None, return_attention_scores=False, training=None):
         """x (B, Tn, d) at positions after the cached `past` = (k, v) or None.
 
         Returns (y (B, Tn, d), (k, v) including x's steps, weights (B, nh, Tn, Tpast + Tn) or None).
         """
+        x = ops.convert_to_tensor(x)
         start = 0 if past is None else past[0].shape[2]
         slopes = ops.convert_to_tensor(alibi_slopes(self.num_heads), "float32")  # (nh,)
         h = self.norm_attn(x)
@@ -99,7 +100,7 @@ class TemporalBlock(keras.layers.Layer):
         return x, (k, v), weights
 
     def call(self, x, training=None):
-        return self.forward(x, training=training)[0]
+        return self.extend(x, training=training)[0]
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -146,14 +147,14 @@ class CausalTemporalTransformer(keras.layers.Layer):
             block.build(input_shape)
         self.norm_out.build(input_shape)
 
-    def forward(self, x, cache=None, return_attention_scores=False, training=None):
+    def extend(self, x, cache=None, return_attention_scores=False, training=None):
         """x (B, Tn, d) continuing the history in `cache` (a list of per-layer (k, v), or None).
 
         Returns (y (B, Tn, d), the new cache, per-layer weights (B, nh, Tn, Tk) or None).
         """
         new_cache, weights = [], []
         for i, block in enumerate(self.blocks):
-            x, kv, w = block.forward(
+            x, kv, w = block.extend(
                 x, None if cache is None else cache[i], return_attention_scores, training=training
             )
             new_cache.append(kv)
@@ -161,7 +162,7 @@ class CausalTemporalTransformer(keras.layers.Layer):
         return self.norm_out(x), new_cache, (weights if return_attention_scores else None)
 
     def call(self, x, training=None):
-        return self.forward(x, training=training)[0]
+        return self.extend(x, training=training)[0]
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

@@ -137,10 +137,11 @@ class TAP(_LatentPredictor):
         """Observed latents (B, C, D) -> predictions of z_2..z_{C+horizon}, (B, C + horizon - 1, D)."""
         zeros = ops.zeros((ops.shape(latents)[0], self.units), latents.dtype)
         state = [zeros] if self.rnn == "gru" else [zeros, zeros]
+        observed = ops.unstack(latents, axis=1)  # C x (B, D)
         predictions = []
         z = None
         for t in range(self.context + horizon - 1):
-            z_in = latents[:, t] if t < self.context else z  # observed, then its own prediction
+            z_in = observed[t] if t < self.context else z  # observed, then its own prediction
             h, state = self.cell(z_in, state, training=training)  # (B, units)
             z = z_in + self.head(h)  # (B, D)
             predictions.append(z)
@@ -190,7 +191,7 @@ class HTAP(_LatentPredictor):
         weights of every prediction step over the history, (B, nh, C + horizon - 1, same),
         zero above the diagonal.
         """
-        y, cache, weights = self.transformer.forward(
+        y, cache, weights = self.transformer.extend(
             self.embed(latents), return_attention_scores=return_attention_scores, training=training
         )  # y (B, C, d)
         predicted = latents + self.head(y)  # (B, C, D): z_2..z_{C+1}
@@ -199,11 +200,11 @@ class HTAP(_LatentPredictor):
         z = predicted[:, -1:]  # (B, 1, D)
         for _ in range(horizon - 1):
             if use_cache:
-                y, cache, w = self.transformer.forward(
+                y, cache, w = self.transformer.extend(
                     self.embed(z), cache, return_attention_scores, training=training
                 )  # y (B, 1, d)
             else:
-                y, _, w = self.transformer.forward(
+                y, _, w = self.transformer.extend(
                     self.embed(history), None, return_attention_scores, training=training
                 )
                 y = y[:, -1:]  # only the newest step's output is new

@@ -1,0 +1,176 @@
+"""TAP, H-TAP and ConvLSTM: shapes, matched sizes, causality, the key/value cache, ALiBi beyond
+the training length, and saving."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from seqattn.models.temporal_transformer import CausalTemporalTransformer, TemporalBlock, alibi_slopes
+from seqattn.models.video import (
+    HTAP, TAP, ConvLSTMPredictor, _fold, _unfold, matched_rnn_units, rnn_transition_params,
+    transformer_transition_params,
+)
+
+pytestmark = pytest.mark.backend
+
+SMALL = dict(context=3, latent_dim=16, filters=(4, 4, 4, 4))
+
+
+def _clip(batch=2, length=6, seed=0):
+    return np.random.default_rng(seed).random((batch, length, 64, 64, 1)).astype("float32")
+
+
+def _np(x):
+    return ops.convert_to_numpy(ops.stop_gradient(x))
+
+
+def _small_models():
+    htap = HTAP(d_model=16, num_layers=2, num_heads=2, ff_dim=32, name="htap", **SMALL)
+    units = matched_rnn_units(transformer_transition_params(16, 16, 2, 32), 16, "gru")
+    tap = TAP(rnn="gru", units=units, name="tap", **SMALL)
+    convlstm = ConvLSTMPredictor(context=3, filters=(4,), name="convlstm")
+    return tap, htap, convlstm
+
+
+def test_every_model_predicts_frames_2_to_T_in_unit_range():
+    x = _clip()
+    for model in _small_models():
+        y = _np(model(x))
+        assert y.shape == (2, 5, 64, 64, 1), model.name
+        assert y.min() >= 0.0 and y.max() <= 1.0, model.name
+
+
+def test_rollout_ignores_the_frames_after_the_context():
+    x = _clip()
+    changed = x.copy()
+    changed[:, 3:] = 1.0 - changed[:, 3:]  # frames the model must not see
+    for model in _small_models():
+        np.testing.assert_array_equal(_np(model(x)), _np(model(changed)), err_msg=model.name)
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+def test_tap_transition_matches_htap_within_ten_percent(rnn):
+    latent, d, layers, ff = 128, 128, 2, 256
+    htap = HTAP(latent_dim=latent, d_model=d, num_layers=layers, num_heads=4, ff_dim=ff)
+    htap.build((None, 20, 64, 64, 1))
+    assert htap.transition_params() == transformer_transition_params(latent, d, layers, ff) == 298_240
+    units = matched_rnn_units(htap.transition_params(), latent, rnn)
+    tap = TAP(rnn=rnn, units=units, latent_dim=latent)
+    tap.build((None, 20, 64, 64, 1))
+    assert tap.transition_params() == rnn_transition_params(latent, units, rnn)
+    assert abs(tap.transition_params() / htap.transition_params() - 1) < 0.01
+    # The codec is shared, so the totals differ only by the transitions.
+    assert tap.count_params() - tap.transition_params() == htap.count_params() - htap.transition_params()
+    assert abs(tap.count_params() / htap.count_params() - 1) < 0.10
+
+
+def test_matched_units_by_hand():
+    # GRU, D=2, U=3: 3 * (2*3 + 3*3 + 2*3) + 3*2 + 2 = 71; LSTM: 4 * (6 + 9 + 3) + 8 = 80.
+    assert rnn_transition_params(2, 3, "gru") == 71
+    assert rnn_transition_params(2, 3, "lstm") == 80
+    assert matched_rnn_units(71, 2, "gru") == 3
+    assert matched_rnn_units(80, 2, "lstm") == 3
+
+
+def test_transformer_is_causal():
+    transformer = CausalTemporalTransformer(d_model=16, num_layers=2, num_heads=2, ff_dim=32)
+    x = np.random.default_rng(1).normal(size=(2, 12, 16)).astype("float32")
+    y = _np(transformer(x))
+    for t in (0, 5, 10):
+        changed = x.copy()
+        changed[:, t + 1 :] = np.random.default_rng(t).normal(size=changed[:, t + 1 :].shape)
+        y_changed = _np(transformer(changed))
+        np.testing.assert_array_equal(y[:, : t + 1], y_changed[:, : t + 1])
+        assert not np.allclose(y[:, t + 1 :], y_changed[:, t + 1 :])
+
+
+def test_key_value_cache_equals_full_recompute():
+    transformer = CausalTemporalTransformer(d_model=16, num_layers=2, num_heads=2, ff_dim=32)
+    x = np.random.default_rng(2).normal(size=(2, 100, 16)).astype("float32")
+    full = _np(transformer(x))
+    out, cache, _ = transformer.extend(x[:, :10])
+    steps = [_np(out)]
+    for t in range(10, 100):
+        out, cache, _ = transformer.extend(x[:, t : t + 1], cache)
+        steps.append(_np(out))
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+
+
+def test_htap_rollout_with_cache_equals_recompute_over_100_frames():
+    htap = HTAP(d_model=16, num_layers=2, num_heads=2, ff_dim=32, **SMALL)
+    htap.build((None, 6, 64, 64, 1))
+    latents = ops.convert_to_tensor(np.random.default_rng(3).normal(size=(2, 3, 16)).astype("float32"))
+    cached, cached_weights = htap.rollout_latents(latents, 97, return_attention_scores=True)
+    full, full_weights = htap.rollout_latents(latents, 97, use_cache=False, return_attention_scores=True)
+    assert cached.shape == (2, 99, 16)
+    # Step by step the two agree to 1e-5 (test above); fed back through 97 closed-loop steps of
+    # an untrained model, float32 rounding grows a little.
+    np.testing.assert_allclose(_np(cached), _np(full), rtol=1e-4, atol=1e-4)
+    for a, b in zip(cached_weights, full_weights):
+        np.testing.assert_allclose(_np(a), _np(b), atol=1e-5)
+        rows = _np(a).sum(-1)
+        np.testing.assert_allclose(rows, 1.0, atol=1e-5)
+        assert np.all(np.triu(_np(a)[0, 0], k=1) == 0.0)  # nothing from the future
+
+
+def test_alibi_weights_match_the_reference_far_beyond_training_length():
+    """The extra key dimension reproduces softmax(q.k / sqrt(hs) - m_h |i - j|) at any length."""
+    block = TemporalBlock(d_model=8, num_heads=2, ff_dim=16)
+    length = 150  # H-TAP trains on 20 frames and rolls out to 100
+    x = np.random.default_rng(4).normal(size=(1, length, 8)).astype("float32")
+    block.build(x.shape)
+    _, _, weights = block.extend(x, return_attention_scores=True)
+    h = _np(block.norm_attn(x))
+    q = _np(block.attn.project_query(h))[0]  # (nh, T, hs)
+    k = _np(block.attn.project_key_value(h, h)[0])[0]
+    logits = np.einsum("hid,hjd->hij", q, k) / math.sqrt(q.shape[-1])
+    distance = np.arange(length)[:, None] - np.arange(length)[None, :]
+    logits = logits - np.asarray(alibi_slopes(2))[:, None, None] * distance
+    logits = np.where(distance >= 0, logits, -np.inf)
+    reference = np.exp(logits - logits.max(-1, keepdims=True))
+    reference /= reference.sum(-1, keepdims=True)
+    np.testing.assert_allclose(_np(weights)[0], reference, atol=1e-5)
+
+
+def test_alibi_slopes_follow_press_et_al():
+    assert alibi_slopes(4) == [0.25, 0.0625, 0.015625, 0.00390625]
+
+
+def test_models_roll_out_past_their_training_length():
+    x = _clip(batch=1, length=40)
+    for model in _small_models():
+        y = _np(model(x))
+        assert y.shape == (1, 39, 64, 64, 1) and np.all(np.isfinite(y)), model.name
+
+
+def test_fold_unfold_round_trip():
+    x = _clip(batch=1, length=2)
+    folded = _fold(ops.convert_to_tensor(x), 4)
+    assert folded.shape == (1, 2, 16, 16, 16)
+    np.testing.assert_array_equal(_np(folded)[0, 0, 1, 2], x[0, 0, 4:8, 8:12, 0].reshape(-1))
+    np.testing.assert_array_equal(_np(_unfold(folded, 4, 1)), x)
+
+
+def test_bad_clips_are_refused_with_the_sizes():
+    tap = _small_models()[0]
+    with pytest.raises(ValueError, match="32x32x1.*64x64x1"):
+        tap(np.zeros((1, 6, 32, 32, 1), "float32"))
+    with pytest.raises(ValueError, match="context=3"):
+        tap(np.zeros((1, 3, 64, 64, 1), "float32"))
+    with pytest.raises(ValueError, match="rnn"):
+        TAP(rnn="transformer")
+
+
+def test_models_save_and_load_with_equal_outputs(tmp_path):
+    x = _clip()
+    for model in _small_models():
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(x, x[:, 1:], epochs=1, batch_size=2, verbose=0)
+        path = tmp_path / f"{model.name}.keras"
+        model.save(path)
+        loaded = keras.models.load_model(path, safe_mode=True)
+        assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+        np.testing.assert_allclose(_np(loaded(x)), _np(model(x)), atol=1e-6, err_msg=model.name)
