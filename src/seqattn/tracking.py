@@ -111,7 +111,7 @@ def log_artifact(path: str | os.PathLike, artifact_path: str | None = None) -> N
 
 
 class MLflowCallback(keras.callbacks.Callback):
-    """Logs every epoch's Keras logs (loss, val_loss, ...) to the active MLflow run.
+    """Logs every epoch's Keras logs (loss, val_loss, ...) to the active MLflow run, if any.
 
     Keras passes the true epoch index after a resume, so a resumed run continues the same curve.
     """
@@ -121,4 +121,6 @@ class MLflowCallback(keras.callbacks.Callback):
         self.prefix = prefix
 
     def on_epoch_end(self, epoch, logs=None):
+        if mlflow.active_run() is None:  # fit outside a run (tests, workers): no stray runs
+            return
         log_metrics({f"{self.prefix}{k}": v for k, v in (logs or {}).items()}, step=epoch)

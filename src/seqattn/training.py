@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import mlflow
 
-from seqattn import tracking
+from seqattn import distributed, tracking
 from seqattn.io import atomic_path
 
 _RUN_ID_FILE = "mlflow_run_id"
@@ -73,13 +73,19 @@ def _first_batch(x):
 def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: int, callbacks=(), **fit_kwargs):
     """`model.fit` that resumes from the last completed epoch saved under `state_dir`.
 
-    A run resumed after interruption ends with the same weights as an uninterrupted one.
+    A run resumed after interruption ends with the same weights as an uninterrupted one. Under
+    `distributed.configure`, the context's callbacks keep processes in step (before MLflow logs
+    the epoch), and only the chief process prints progress.
     """
+    context = distributed.current()
+    if not context.is_chief:
+        fit_kwargs["verbose"] = 0
     if not model.built:  # BackupAndRestore must load weights into variables that exist
-        model(_first_batch(x))
+        with context.scope():  # tensorflow: variables built outside the strategy are not mirrored
+            model(_first_batch(x))
     backup = keras.callbacks.BackupAndRestore(str(Path(state_dir) / "backup"), delete_checkpoint=True)
     return model.fit(
         x, y, epochs=epochs,
-        callbacks=[backup, EpochSeeding(seed), tracking.MLflowCallback(), *callbacks],
+        callbacks=[backup, EpochSeeding(seed), *context.callbacks(), tracking.MLflowCallback(), *callbacks],
         **fit_kwargs,
     )
