@@ -34,6 +34,7 @@ import numpy as np
 
 from seqattn.errors import ConfigError, DataError
 from seqattn.io import atomic_path
+from seqattn.metrics.attention import per_query_span
 from seqattn.metrics.forecast import VPT_THRESHOLD
 
 PAPER_DIR = Path(__file__).resolve().parent
@@ -44,14 +45,15 @@ BODY_PAGE_LIMIT = 4
 PAPER_SOURCES = ("main.tex", "seqattn-neurips.sty", "references.bib")
 
 PARTS = ("attention", "forecast", "video")
-# Part figures the paper includes, copied into generated/ under the second name.
-PART_FIGURES = {"video/strip.png": "video_strip.png"}
+# Part figures the paper draws on: the video strip is re-laid out at print size (figure_strip).
+PART_FIGURES = ("video/strip.png",)
 
 # The claim the study was set up to test (issue 4): H-TAP cuts far-horizon MSE by about 25%.
 CLAIMED_FAR_CUT_PCT = 25.0
 
 # OpenSTL's ConvLSTM on Moving MNIST 10 -> 10, per-frame MSE after 200 epochs (Tan et al., 2023).
 OPENSTL_CONVLSTM_MSE = 29.80
+OPENSTL_CONVLSTM_EPOCHS = 200
 
 # Published multivariate ETTh1 test MSE, standard protocol (standardised values), as printed in
 # the cited tables. LSTMa is from Informer's Table 2, where only H = 336 and 720 coincide with
@@ -220,79 +222,113 @@ def forecast_attention_span(forecast: PartResults) -> float:
 
 
 VIDEO_MODEL_ORDER = ("tap", "htap", "convlstm")
-VIDEO_MODEL_LABELS = {"tap": "TAP (GRU)", "htap": "H-TAP", "convlstm": "ConvLSTM"}
 
 
 def video_models(video: PartResults) -> list[str]:
-    """Model keys: TAP, H-TAP, ConvLSTM first, then any ablation the part ran."""
+    """Model keys: TAP, H-TAP, ConvLSTM first, then any other model the part ran."""
     names = list(video.get("models"))
     known = [m for m in VIDEO_MODEL_ORDER if m in names]
     return known + sorted(m for m in names if m not in VIDEO_MODEL_ORDER)
 
 
 def video_model_label(video: PartResults, model: str) -> str:
-    entry = video.get("models", model)
-    return entry.get("label") or VIDEO_MODEL_LABELS.get(model, model)
+    if model == "tap":
+        return f"TAP ({str(video_config(video, 'rnn')).upper()})"
+    return {"htap": "H-TAP", "convlstm": "ConvLSTM"}.get(model, model)
 
 
-def video_params(video: PartResults, model: str) -> int:
-    return int(video.get("models", model, "params"))
+def video_params(video: PartResults, model: str, which: str = "total") -> int:
+    """Parameter count: "total", or "transition" (latent models only)."""
+    return int(video.get("models", model, "parameters", which))
 
 
-def video_long_mse_per_seed(video: PartResults, model: str) -> np.ndarray:
-    """Per-frame MSE of the 10 -> 90 rollout, one row per seed: (seeds, predicted frames)."""
-    per_seed = video.get("models", model, "per_seed")
-    return np.array([per_seed[s]["long"]["mse"] for s in sorted(per_seed, key=int)], dtype=np.float64)
+def video_long_mse(video: PartResults, model: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame MSE of the long rollout, mean and std over seeds: two (predicted frames,) arrays."""
+    node = video.get("models", model, "per_frame", "mse")
+    return np.asarray(node["mean"], dtype=np.float64), np.asarray(node["std"], dtype=np.float64)
 
 
 def video_predicted_frames(video: PartResults) -> np.ndarray:
     """1-based frame numbers of the predicted frames of the long protocol, e.g. 11..100."""
-    context, total = int(video.get("config", "context")), int(video.get("config", "long_frames"))
-    return np.arange(context + 1, total + 1)
+    return np.arange(int(video_config(video, "context")) + 1, int(video_config(video, "long_frames")) + 1)
 
 
 def video_far_range(video: PartResults) -> tuple[int, int]:
-    """First and last (1-based, inclusive) frame of the far horizon."""
-    first, last = video.get("far_horizon", "frames")
-    return int(first), int(last)
+    """First and last (1-based, inclusive) frame of the far horizon, as the part defined it."""
+    text = str(video.get("protocol", "far"))
+    match = re.fullmatch(r"frames (\d+)-(\d+)", text)
+    if not match:
+        raise DataError(f"{video.path}: protocol.far is {text!r}, expected 'frames FIRST-LAST'")
+    return int(match.group(1)), int(match.group(2))
 
 
-def video_far_mse(video: PartResults, model: str) -> Stat:
-    return seed_stat(video, "far_horizon", "mse", model)
+def video_metric(video: PartResults, model: str, name: str) -> Stat:
+    """A summary metric over seeds, e.g. "mse_far", "ssim_10to10", "psnr_10to10"."""
+    return seed_stat(video, "models", model, "metrics", name)
 
 
 def video_far_change_pct(video: PartResults) -> Stat:
-    """Relative change of H-TAP's far-horizon MSE against TAP's, in percent, paired by seed."""
-    return seed_stat(video, "far_horizon", "htap_vs_tap_change_pct")
+    """(H-TAP - TAP) / TAP of the far-horizon MSE in percent, paired by seed: mean and std."""
+    return Stat(100 * float(video.get("htap_vs_tap_far_mse_change", "mean")),
+                100 * float(video.get("htap_vs_tap_far_mse_change", "std")), len(video.get("seeds")))
 
 
 def video_far_change_per_seed(video: PartResults) -> list[float]:
-    per_seed = video.get("far_horizon", "htap_vs_tap_change_pct", "per_seed")
-    return [float(per_seed[s]) for s in sorted(per_seed, key=int)]
+    return [100 * float(v) for v in video.get("htap_vs_tap_far_mse_change", "per_seed")]
 
 
-def video_short_metric(video: PartResults, model: str, name: str) -> Stat:
-    """A 10 -> 10 metric (mse, mae, ssim, psnr), averaged over the 10 predicted frames."""
-    return seed_stat(video, "models", model, "short", name)
+def video_short_change_pct(video: PartResults) -> Stat:
+    return Stat(100 * float(video.get("htap_vs_tap_10to10_mse_change", "mean")),
+                100 * float(video.get("htap_vs_tap_10to10_mse_change", "std")), len(video.get("seeds")))
 
 
-def video_span_per_step(video: PartResults) -> tuple[np.ndarray, np.ndarray]:
-    """H-TAP Attention Span (frames) against the 1-based frame it predicts: (frames, span)."""
-    node = video.get("attention", "span_per_step")
-    return np.asarray(node["frame"], dtype=np.int64), np.asarray(node["span"], dtype=np.float64)
+def video_span_per_step(video: PartResults) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """H-TAP Attention Span over the rollout, mean over layers and heads, per predicted frame.
 
-
-def video_normalised_span_per_step(video: PartResults) -> np.ndarray:
-    return np.asarray(video.get("attention", "span_per_step", "normalised_span"), dtype=np.float64)
+    Returns (frames, span, uniform): query q of the (layers, T-1) array reads frames 1..q+1 and
+    predicts frame q+2; `uniform` is the span of uniform attention over that history, by the
+    project's own metric, so span / uniform is the normalised span.
+    """
+    by_step = np.asarray(video.get("htap_attention", "span_by_step_mean_over_heads"), dtype=np.float64)
+    if by_step.ndim != 2:
+        raise DataError(f"{video.path}: htap_attention.span_by_step_mean_over_heads must be (layers, steps)")
+    n = by_step.shape[1]
+    causal = np.tril(np.ones((n, n)))
+    uniform = per_query_span(causal / causal.sum(axis=1, keepdims=True))  # (n,)
+    frames = np.arange(2, n + 2)
+    rollout = frames > int(video_config(video, "context"))
+    return frames[rollout], by_step.mean(axis=0)[rollout], uniform[rollout]
 
 
 def video_span_per_head(video: PartResults) -> np.ndarray:
-    """H-TAP Attention Span per layer and head over the long rollout: (layers, heads)."""
-    return np.asarray(video.get("attention", "span_per_layer_head"), dtype=np.float64)
+    """H-TAP Attention Span of each layer and head over the rollout queries: (layers, heads)."""
+    layers = video.get("htap_attention", "rollout", "layers")
+    return np.array([layers[name]["span"] for name in sorted(layers)], dtype=np.float64)
 
 
 def video_config(video: PartResults, name: str):
+    """Config values; the paper's names for derived ones: train_frames, long_frames."""
+    if name == "train_frames":
+        return int(video.get("config", "context")) + int(video.get("config", "train_horizon"))
+    if name == "long_frames":
+        return int(video.get("config", "eval_length"))
     return video.get("config", name)
+
+
+def video_strip_frames(video: PartResults) -> list[int]:
+    """The frames shown in strip.png: "strip_frames" when the JSON records them, else the part's
+    constant (importing the part loads Keras, so the project's default backend is set first)."""
+    if video.has("strip_frames"):
+        return [int(f) for f in video.get("strip_frames")]
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    from seqattn.experiments.video import STRIP_FRAMES
+
+    return [f for f in STRIP_FRAMES if f <= int(video_config(video, "long_frames"))]
+
+
+def video_mnist_fallback(video: PartResults) -> bool:
+    """True when the digits were scikit-learn's 8x8 set, not MNIST."""
+    return video.get("mnist_source") == "sklearn-digits-fallback"
 
 
 # Across parts ----------------------------------------------------------------------------------
@@ -332,6 +368,17 @@ def pct(value: float, decimals: int = 1) -> str:
 def words(n: int) -> str:
     return {0: "zero", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
             9: "nine", 10: "ten"}.get(n, str(n))
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def duration(seconds: float) -> str:
+    """Wall time in words: hours with one decimal from one hour on, else whole minutes."""
+    if seconds >= 3600:
+        return f"{num(seconds / 3600, 1)} hours"
+    return plural(max(1, round(seconds / 60)), "minute")
 
 
 def latex_escape(text: str) -> str:
@@ -403,14 +450,13 @@ def table_etth1(forecast: PartResults) -> str:
 
 
 def table_retrieval(attention: PartResults) -> str:
+    uniform_entropy = retrieval_metric(attention, "uniform_attention_entropy").mean
     rows = [
         ("answer accuracy", "answer_accuracy", 3),
         ("alignment accuracy (argmax of weights)", "alignment_accuracy", 3),
         ("Attention Span, learned (positions)", "attention_span", 3),
         ("Attention Span, correct alignment", "correct_attention_span", 3),
-        ("normalised span (uniform $=1$)", "normalised_span", 3),
-        ("attention entropy (nats)", "attention_entropy", 3),
-        ("entropy of uniform attention", "uniform_attention_entropy", 3),
+        (f"attention entropy (nats; uniform: {num(uniform_entropy, 3)})", "attention_entropy", 3),
     ]
     lines = ["\\begin{tabular}{lc}", "\\toprule", "held-out metric & mean\\,$\\pm$\\,std \\\\", "\\midrule"]
     for label, key, decimals in rows:
@@ -436,10 +482,10 @@ def table_video(video: PartResults) -> str:
         cells = [
             latex_escape(video_model_label(video, model)),
             f"{video_params(video, model):,}",
-            pm(video_short_metric(video, model, "mse"), 1),
-            pm(video_short_metric(video, model, "ssim"), 3),
-            pm(video_short_metric(video, model, "psnr"), 2),
-            pm(video_far_mse(video, model), 1),
+            pm(video_metric(video, model, "mse_10to10"), 1),
+            pm(video_metric(video, model, "ssim_10to10"), 3),
+            pm(video_metric(video, model, "psnr_10to10"), 2),
+            pm(video_metric(video, model, "mse_far"), 1),
         ]
         lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
@@ -505,12 +551,15 @@ def repeat_check_sentence(forecast: PartResults) -> str:
     shared = [h for h in horizons if ("repeat", h) in cells and h in published]
     if not shared:
         return ""
-    gaps = [abs(round(cells[("repeat", h)].mse.mean, 3) - published[h]) for h in shared]
-    if max(gaps) < 5e-4:
+    gap = max(abs(round(cells[("repeat", h)].mse.mean, 3) - published[h]) for h in shared)
+    if gap < 5e-4:
         return ("Our Repeat row equals the published one at every shared horizon, a check that "
                 "splits and scaling follow the protocol.")
-    return (f"Our Repeat row differs from the published one by up to {num(max(gaps), 3)}, so our "
-            f"splits or scaling differ from the protocol by that much.")
+    if gap <= 2e-3:
+        return (f"Our Repeat row matches the published one to within {num(gap, 3)}, a check that "
+                f"splits and scaling follow the protocol.")
+    return (f"Our Repeat row differs from the published one by up to {num(gap, 3)}: our windows or "
+            f"scaling do not reproduce the published protocol exactly.")
 
 
 def forecast_options_words(forecast: PartResults) -> str:
@@ -540,8 +589,8 @@ def chaotic_sentence(forecast: PartResults) -> str:
 
 
 def span_words(video: PartResults) -> dict[str, str]:
-    frames, span = video_span_per_step(video)
-    normalised = video_normalised_span_per_step(video)
+    frames, span, uniform = video_span_per_step(video)
+    normalised = span / uniform
     per_head = video_span_per_head(video)
     trend = "grows" if span[-1] > span[0] else "shrinks"
     return {
@@ -557,8 +606,8 @@ def span_words(video: PartResults) -> dict[str, str]:
                              else "so all heads read over distances of the same order"),
         "htapSpanHeadMin": num(per_head.min(), 1),
         "htapSpanHeadMax": num(per_head.max(), 1),
-        "htapLayers": words(per_head.shape[0]),
-        "htapHeads": words(per_head.shape[1]),
+        "htapLayers": words(int(video_config(video, "num_layers"))),
+        "htapHeads": words(int(video_config(video, "num_heads"))),
     }
 
 
@@ -585,7 +634,7 @@ def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
         "retrievalKeys": str(retrieval_config(attention, "n_keys")),
         "retrievalHeads": words(int(retrieval_config(attention, "num_heads"))),
         "retrievalDModel": str(retrieval_config(attention, "d_model")),
-        "retrievalEpochs": str(retrieval_config(attention, "epochs")),
+        "retrievalEpochs": plural(int(retrieval_config(attention, "epochs")), "epoch"),
         "retrievalNSeeds": words(len(attention.get("seeds"))),
         # Part 2
         "forecastLookback": str(forecast_report_lookback(forecast)),
@@ -606,19 +655,31 @@ def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
         "videoTrainFrames": str(video_config(video, "train_frames")),
         "videoTrainSequences": f"{int(video_config(video, 'train_sequences')):,}",
         "videoTestSequences": f"{int(video_config(video, 'test_sequences')):,}",
-        "videoEpochs": str(video_config(video, "epochs")),
+        "videoEpochs": plural(int(video_config(video, "epochs")), "epoch"),
         "videoNSeeds": words(len(video.get("seeds"))),
         "farFirst": str(far_first),
         "farLast": str(far_last),
-        "tapFarMSE": pm(video_far_mse(video, "tap"), 1),
-        "htapFarMSE": pm(video_far_mse(video, "htap"), 1),
-        "convlstmFarMSE": pm(video_far_mse(video, "convlstm"), 1),
-        "convlstmShortMSE": num(video_short_metric(video, "convlstm", "mse").mean, 1),
+        "tapFarMSE": pm(video_metric(video, "tap", "mse_far"), 1),
+        "htapFarMSE": pm(video_metric(video, "htap", "mse_far"), 1),
+        "convlstmFarMSE": pm(video_metric(video, "convlstm", "mse_far"), 1),
+        "convlstmShortMSE": num(video_metric(video, "convlstm", "mse_10to10").mean, 1),
+        "htapShortChangeVerb": "lower" if video_short_change_pct(video).mean < 0 else "higher",
+        "htapShortChangeAbs": num(abs(video_short_change_pct(video).mean), 1),
+        "htapShortChangeStd": num(video_short_change_pct(video).std, 1),
+        "tapTransitionParams": f"{video_params(video, 'tap', 'transition'):,}",
+        "htapTransitionParams": f"{video_params(video, 'htap', 'transition'):,}",
+        "tapRNN": str(video_config(video, "rnn")).upper(),
+        "mnistNote": ("" if not video_mnist_fallback(video) else
+                      " The MNIST files were not available to this run: its digits are scikit-learn's "
+                      "$8\\times8$ digits upscaled to $28\\times28$, so the numbers are not comparable "
+                      "with published Moving MNIST results."),
         "openstlConvlstmMSE": num(OPENSTL_CONVLSTM_MSE, 2),
+        "openstlConvlstmEpochs": str(OPENSTL_CONVLSTM_EPOCHS),
         "claimedCut": f"{CLAIMED_FAR_CUT_PCT:.0f}",
         "dlinearLookback": str(PUBLISHED_ETTH1_MSE["dlinear"]["lookback"]),
         "patchtstLookback": str(PUBLISHED_ETTH1_MSE["patchtst"]["lookback"]),
         "tapParams": f"{video_params(video, 'tap'):,}",
+        "convlstmParams": f"{video_params(video, 'convlstm'):,}",
         "htapParams": f"{video_params(video, 'htap'):,}",
         **far_change_words(change, video_far_change_per_seed(video)),
         **span_words(video),
@@ -626,8 +687,8 @@ def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
         "studyBackend": latex_escape(environment(attention, "backend")),
         "studyKeras": latex_escape(environment(attention, "keras")),
         "studyProfile": latex_escape(str(attention.get("profile"))),
-        "studyHours": num(sum(wall_time_s(p) for p in parts.values()) / 3600, 1),
-        "videoHours": num(wall_time_s(video) / 3600, 1),
+        "studyDuration": duration(sum(wall_time_s(p) for p in parts.values())),
+        "videoDuration": duration(wall_time_s(video)),
         "studyCommit": latex_escape((attention.data.get("environment", {}).get("git_commit") or "unknown")[:7]),
     }
     for name in macros:
@@ -661,39 +722,102 @@ def figure_horizon(video: PartResults, path: Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(5.5, 1.95), gridspec_kw={"width_ratios": [1.35, 1]})
     colours = {"tap": "tab:blue", "htap": "tab:red", "convlstm": "tab:gray"}
     for model in video_models(video):
-        mse = video_long_mse_per_seed(video, model)  # (seeds, frames)
-        if mse.shape[1] != len(frames):
-            raise DataError(f"{video.path}: {model} has {mse.shape[1]} per-frame MSE values, "
+        mean, std = video_long_mse(video, model)
+        if len(mean) != len(frames):
+            raise DataError(f"{video.path}: {model} has {len(mean)} per-frame MSE values, "
                             f"expected {len(frames)} (frames {frames[0]}..{frames[-1]})")
-        mean, std = mse.mean(axis=0), mse.std(axis=0)
         colour = colours.get(model)
         left.plot(frames, mean, color=colour, lw=1.2, label=video_model_label(video, model))
         left.fill_between(frames, mean - std, mean + std, color=colour, alpha=0.2, lw=0)
     left.axvspan(far_first, far_last, color="0.92", zorder=0)
-    left.text((far_first + far_last) / 2, 0.04, f"far horizon ({far_first}-{far_last})", ha="center",
-              va="bottom", fontsize=7, color="0.35", transform=left.get_xaxis_transform())
     left.axvline(int(video_config(video, "train_frames")), color="k", ls=":", lw=0.8)
     left.set_xlabel("predicted frame (context: frames 1-%d)" % int(video_config(video, "context")))
     left.set_ylabel("MSE per frame")
     context = int(video_config(video, "context"))
     left.set_title(f"{context} $\\to$ {int(video_config(video, 'long_frames')) - context} rollout error")
-    left.legend(loc="upper left", frameon=False)
+    left.legend(loc="best", frameon=False)
     left.set_xlim(frames[0], frames[-1])
 
-    span_frames, span = video_span_per_step(video)
-    normalised = video_normalised_span_per_step(video)
-    # The uniform-attention span of each step, recovered from the part's own normalisation.
-    uniform = np.divide(span, normalised, out=np.full_like(span, np.nan), where=normalised > 0)
+    span_frames, span, uniform = video_span_per_step(video)
     right.plot(span_frames, span, color="tab:red", lw=1.2, label="H-TAP, mean over heads")
     right.plot(span_frames, uniform, color="k", ls="--", lw=0.8, label="uniform over history")
     right.set_xlabel("predicted frame")
     right.set_ylabel("Attention Span (frames)")
     right.set_title("how far back H-TAP reads")
-    right.legend(loc="lower right", frameon=False)
+    right.legend(loc="best", frameon=False)
     right.set_xlim(span_frames[0], span_frames[-1])
     fig.tight_layout(pad=0.3, w_pad=1.0)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="pdf")
+    plt.close(fig)
+    return path
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of every run of True in a 1-D boolean array."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+
+
+def strip_tiles(png: Path, n_rows: int, n_cols: int) -> list[list[np.ndarray]] | None:
+    """The frame tiles of the first example sequence in the video part's strip.png, or None.
+
+    The part draws one block of rows per example sequence (ground truth, then each model) and one
+    column per shown frame, each tile an image with a dark border on white. Tiles are found as the
+    tall bands of non-white rows and, inside them, the wide runs of non-white columns; text bands
+    (titles, labels) are short or narrow and fall out.
+    """
+    from PIL import Image
+
+    image = np.asarray(Image.open(png).convert("L"), dtype=np.float64) / 255.0  # (H, W), white = 1
+    ink = image < 0.98
+    bands = _runs(ink.any(axis=1))
+    tallest = max((b - a for a, b in bands), default=0)
+    rows = [(a, b) for a, b in bands if b - a > 0.5 * tallest]
+    grid = []
+    for a, b in rows[:n_rows]:
+        cols = [(c, d) for c, d in _runs(ink[a:b].any(axis=0)) if d - c > 0.6 * (b - a)]
+        if len(cols) != n_cols:
+            return None
+        grid.append([image[a:b, c:d] for c, d in cols])
+    return grid if len(grid) == n_rows else None
+
+
+def figure_strip(video: PartResults, png: Path, path: Path) -> Path:
+    """Ground truth and every model at the shown frames, one sequence, laid out for a 5.5in page."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = video_strip_frames(video)
+    models = list(video_config(video, "models"))
+    labels = ["ground truth"] + [video_model_label(video, m) for m in models]
+    tiles = strip_tiles(png, len(labels), len(frames))
+    if tiles is None:
+        raise DataError(f"{png}: cannot find a grid of {len(labels)} x {len(frames)} frames "
+                        f"(ground truth + {', '.join(models)}; frames {frames}) in the strip")
+    plt.rcParams.update({"font.size": 8, "font.family": "serif", "pdf.fonttype": 42})
+    tile = 0.5  # inches per frame on the page: 64 px at about 130 dpi
+    fig, axes = plt.subplots(len(labels), len(frames), figsize=(tile * len(frames) + 0.75, tile * len(labels) + 0.3),
+                             squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.04})
+    context = int(video_config(video, "context"))
+    for r, label in enumerate(labels):
+        for c, frame in enumerate(frames):
+            ax = axes[r, c]
+            ax.imshow(tiles[r][c], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if r == 0:
+                ax.set_title(f"frame {frame}" + ("\n(observed)" if frame <= context else ""), fontsize=7)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.subplots_adjust(left=0.75 / (tile * len(frames) + 0.75), right=0.995,
+                        top=1 - 0.3 / (tile * len(labels) + 0.3), bottom=0.01)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="pdf", dpi=200)
     plt.close(fig)
     return path
 
@@ -721,9 +845,7 @@ def generate(results_dir: Path, generated: Path = GENERATED) -> dict[str, str]:
     write_text(generated / "table_etth1.tex", table_etth1(parts["forecast"]))
     write_text(generated / "table_video.tex", table_video(parts["video"]))
     figure_horizon(parts["video"], generated / "fig_horizon.pdf")
-    for source, name in PART_FIGURES.items():
-        with atomic_path(generated / name) as tmp:
-            shutil.copyfile(results_dir / source, tmp)
+    figure_strip(parts["video"], results_dir / "video" / "strip.png", generated / "fig_strip.pdf")
     return macros
 
 

@@ -30,22 +30,17 @@ pytestmark = pytest.mark.paper
 
 
 def write_results(root: Path) -> Path:
-    """The fixture results plus the part figures the paper includes (a labelled placeholder)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The fixture results plus the strip the video part draws, from synthetic moving squares."""
+    from seqattn.plots.video import plot_strip
 
     results = root / "results"
     shutil.copytree(FIXTURE, results)
-    fig, axes = plt.subplots(4, 5, figsize=(5, 4))
-    for ax in axes.flat:
-        ax.imshow(np.zeros((64, 64)), cmap="gray", vmin=0, vmax=1)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle("fixture strip (placeholder)")
-    fig.savefig(results / "video" / "strip.png", dpi=80)
-    plt.close(fig)
+    frames = np.zeros((1, 100, 64, 64), np.float32)  # (S, T, H, W): a square sliding right
+    for t in range(100):
+        x = 4 + (t * 3) % 48
+        frames[0, t, 24:36, x : x + 12] = 1.0
+    blurred = {m: np.clip(frames * w, 0, 1) for m, w in (("tap", 0.5), ("htap", 0.7), ("convlstm", 0.3))}
+    plot_strip(frames, blurred, [10, 25, 50, 75, 100], 10, results / "video" / "strip.png", title="fixture strip")
     return results
 
 
@@ -121,12 +116,13 @@ def test_abstract_headline_numbers_equal_the_results(built):
     lookback = forecast["config"]["lookbacks"][0]
     hybrid = {r["horizon"]: r["mse"]["mean"] for r in forecast["summary"]
               if (r["model"], r["dataset"], r["features"], r["lookback"]) == ("hybrid", "etth1", "M", lookback)}
-    # The far-horizon change, recomputed from the per-frame curves: frames 50-100 of 11-100.
-    far = {}
-    for model in ("tap", "htap"):
-        per_seed = video["models"][model]["per_seed"]
-        far[model] = np.array([np.mean(per_seed[s]["long"]["mse"][50 - 11:]) for s in sorted(per_seed)])
-    change = 100 * (far["htap"] - far["tap"]) / far["tap"]
+    # The far-horizon change, recomputed from each seed's far-horizon MSE of TAP and H-TAP.
+    tap = np.array(video["models"]["tap"]["metrics"]["mse_far"]["per_seed"])
+    htap = np.array(video["models"]["htap"]["metrics"]["mse_far"]["per_seed"])
+    change = 100 * (htap - tap) / tap
+    # The span of the first and last rollout step: query q predicts frame q + 2; layers averaged.
+    span = np.mean(video["htap_attention"]["span_by_step_mean_over_heads"], axis=0)
+    first_rollout_query = video["config"]["context"] - 1
 
     expected = [
         f"{alignment:.1f}%",
@@ -134,8 +130,7 @@ def test_abstract_headline_numbers_equal_the_results(built):
         f"H-TAP {'reduces' if change.mean() < 0 else 'increases'} the far-horizon (frames 50-100) MSE",
         f"by {abs(change.mean()):.1f}% ± {change.std():.1f}%",
         "over three seeds",
-        f"from {video['attention']['span_per_step']['span'][0]:.1f} to "
-        f"{video['attention']['span_per_step']['span'][-1]:.1f} frames",
+        f"from {span[first_rollout_query]:.1f} to {span[-1]:.1f} frames",
     ]
     abstract = abstract.replace("–", "-")
     for phrase in expected:
@@ -157,9 +152,9 @@ def test_missing_key_names_file_and_key(tmp_path):
     write_results(tmp_path)
     path = tmp_path / "results" / "video" / "results.json"
     data = json.loads(path.read_text())
-    del data["far_horizon"]["mse"]["htap"]
+    del data["models"]["htap"]["metrics"]["mse_far"]
     path.write_text(json.dumps(data))
-    with pytest.raises(DataError, match=r"results\.json: missing key 'far_horizon\.mse\.htap'"):
+    with pytest.raises(DataError, match=r"results\.json: missing key 'models\.htap\.metrics\.mse_far'"):
         build.generate(tmp_path / "results", tmp_path / "generated")
 
 
@@ -183,3 +178,14 @@ def test_body_page_is_read_from_the_aux_file(tmp_path):
     aux.write_text("\\relax\n")
     with pytest.raises(DataError, match="lastbodypage"):
         build.body_last_page(aux)
+
+
+def test_strip_tiles_recover_the_video_parts_grid(tmp_path):
+    results = write_results(tmp_path)
+    tiles = build.strip_tiles(results / "video" / "strip.png", n_rows=4, n_cols=5)
+    assert tiles is not None and [len(row) for row in tiles] == [5] * 4
+    # Rows are truth, TAP, H-TAP, ConvLSTM, drawn at brightness 1.0, 0.5, 0.7, 0.3 of the square.
+    brightness = np.array([[tile.mean() for tile in row] for row in tiles])  # (4, 5)
+    assert np.all(brightness[0] > brightness[2]) and np.all(brightness[2] > brightness[1])
+    assert np.all(brightness[1] > brightness[3])
+    assert build.strip_tiles(results / "video" / "strip.png", n_rows=4, n_cols=6) is None
