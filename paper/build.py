@@ -10,9 +10,10 @@ reads `<results>/{attention,forecast,video}/results.json` (written by
 - `table_retrieval.tex`, `table_etth1.tex`, `table_video.tex`: booktabs tables;
 - `fig_horizon.pdf`: per-frame MSE of every video model (mean and std over seeds) and the H-TAP
   Attention Span per prediction step, drawn here at print size from the JSON numbers;
-- copies of the part figures the paper shows (the video strip).
+- `fig_strip.pdf`: the first sequence of the video part's `strip.png`, its frames re-laid out
+  with labels legible at print size.
 
-It then runs latexmk in `paper/build/`, checks the log (undefined references, overfull lines,
+It then copies the sources and generated files into `paper/build/`, runs latexmk there, checks the log (undefined references, overfull lines,
 body longer than 4 pages) and copies the PDF onto `--output` atomically. Any missing file or
 key is one error naming it.
 
@@ -81,11 +82,6 @@ class Stat:
     mean: float
     std: float
     n: int
-
-    @classmethod
-    def of(cls, values) -> "Stat":
-        values = np.asarray(values, dtype=np.float64)
-        return cls(float(values.mean()), float(values.std()), int(values.size))
 
 
 @dataclass
