@@ -8,7 +8,7 @@ from seqattn.data.chaotic import lorenz63, mackey_glass
 
 @pytest.fixture(scope="module")
 def mg():
-    return mackey_glass(3000, seed=0)
+    return mackey_glass(2000, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def lorenz():
 
 
 def test_same_seed_same_series_other_seed_other_series(mg):
-    assert np.array_equal(mackey_glass(3000, seed=0), mg)
+    assert np.array_equal(mackey_glass(300, seed=0), mg[:300])
     assert not np.allclose(mackey_glass(300, seed=1), mg[:300])
     assert np.array_equal(lorenz63(50, seed=3), lorenz63(50, seed=3))
     assert not np.allclose(lorenz63(50, seed=3), lorenz63(50, seed=4))
@@ -25,7 +25,7 @@ def test_same_seed_same_series_other_seed_other_series(mg):
 
 def test_mackey_glass_stays_on_its_attractor(mg):
     # tau=17 attractor: values within about [0.4, 1.35], mean ~0.9, std ~0.23 (e.g. Jaeger 2001).
-    assert mg.shape == (3000,)
+    assert mg.shape == (2000,)
     assert 0.35 < mg.min() < 0.5 and 1.25 < mg.max() < 1.4
     assert 0.85 < mg.mean() < 0.95
     assert 0.2 < mg.std() < 0.26

@@ -86,6 +86,7 @@ def test_invalid_options_are_named():
         Forecaster(25, segment=5)(X)
 
 
+@pytest.mark.slow
 def test_hybrid_learns_a_sine_far_better_than_repeat():
     t = np.arange(1200, dtype="float32")
     series = (np.sin(2 * np.pi * t / 24) + 0.5 * np.sin(2 * np.pi * t / 7.3))[:, None]  # (T, 1)

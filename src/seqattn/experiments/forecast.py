@@ -26,7 +26,7 @@ from seqattn import tracking, training
 from seqattn.data import chaotic, ett
 from seqattn.data.windows import ForecastData, Series, fraction_borders, make_windows
 from seqattn.errors import ConfigError
-from seqattn.io import atomic_path, environment_info, write_json_atomic
+from seqattn.io import atomic_path, ensure_writable_dir, environment_info, write_json_atomic
 from seqattn.metrics import forecast as fm
 from seqattn.metrics.attention import span_report
 from seqattn.models.baselines import DLinear, RepeatLast, seq2seq_rnn
@@ -416,10 +416,10 @@ def _pm(stat: dict) -> str:
     return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
 
 
-def results_markdown(summary: list[dict], ablation: list[dict], models: tuple[str, ...]) -> str:
+def results_markdown(summary: list[dict], ablation: list[dict], models: tuple[str, ...], context: str) -> str:
     lines = ["# Part 2: forecasting results", "",
              "Test split, errors on standardised values, mean ± std over seeds "
-             "(std 0 with one seed). Produced by `seqattn forecast`.", ""]
+             f"(std 0 with one seed). Produced by `seqattn forecast`; {context}.", ""]
     blocks = {}
     for row in summary:
         blocks.setdefault((row["dataset"], row["features"], row["lookback"]), []).append(row)
@@ -456,20 +456,17 @@ def results_markdown(summary: list[dict], ablation: list[dict], models: tuple[st
 
 def run(args: argparse.Namespace) -> dict:
     config = resolve_config(args)
-    out = Path(args.out) / PART
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_writable_dir(Path(args.out) / PART)
     verbose = 2
     started = time.perf_counter()
     jobs = []  # (dataset, lookback, horizon), validated before anything trains
     for dataset in config.datasets:
         horizons = config.chaotic_horizons if dataset in CHAOTIC else config.horizons
         jobs += [(dataset, lookback, horizon) for lookback in config.lookbacks for horizon in horizons]
-    datasets = {}
-    for dataset in config.datasets:
-        for lookback in config.lookbacks:
-            for horizon in (config.chaotic_horizons if dataset in CHAOTIC else config.horizons):
-                series = load_series(dataset, config.features, seed=0, n_samples=config.chaotic_samples)
-                datasets[(dataset, lookback, horizon)] = make_windows(series, lookback, horizon)
+    series = {name: load_series(name, config.features, seed=0, n_samples=config.chaotic_samples)
+              for name in config.datasets}  # the data are fixed; seeds vary the models
+    datasets = {(name, lookback, horizon): make_windows(series[name], lookback, horizon)
+                for name, lookback, horizon in jobs}
 
     runs, ablation, figure_model = [], [], None
     fingerprint = _fingerprint(asdict(config) | {"seeds": None, "datasets": None, "ablation": None})
@@ -504,7 +501,9 @@ def run(args: argparse.Namespace) -> dict:
                                     f"RNN + attention hybrid: {run_name}")
             tracking.log_artifact(figure)
         results["wall_time_s"] = time.perf_counter() - started
-        table = results_markdown(results["summary"], ablation, config.models)
+        context = (f"profile {results['profile']}, backend {results['backend']}, "
+                   f"wall time {results['wall_time_s']:.0f} s")
+        table = results_markdown(results["summary"], ablation, config.models, context)
         write_json_atomic(out / "results.json", results)
         with atomic_path(out / "results.md") as tmp:
             tmp.write_text(table)
