@@ -93,26 +93,30 @@ def _softmax_dtype(x) -> str:
     return "float64" if keras.backend.standardize_dtype(x.dtype) == "float64" else "float32"
 
 
-def _masked_softmax(scores, allowed):
-    """Softmax over the last axis in the scores' dtype; rows with no allowed key become all zeros."""
+def _masked_softmax(scores, allowed, may_have_empty_rows=True):
+    """Softmax over the last axis in the scores' dtype; rows with no allowed key become all zeros.
+
+    A masked score becomes _MASKED_LOGIT, whose exp underflows to exactly 0 next to any allowed
+    score, so partly masked rows need no second pass. A row with no allowed key would come out
+    uniform; it is zeroed from the mask's own (small, broadcast) shape.
+    """
     # Written out rather than ops.softmax, which warns on every single-key row (Tk == 1 is the
     # first step of a cached rollout).
     if allowed is not None:
         scores = ops.where(allowed, scores, _MASKED_LOGIT)
-    scores = scores - ops.max(scores, axis=-1, keepdims=True)
-    exp = ops.exp(scores)
-    if allowed is not None:
-        exp = exp * ops.cast(allowed, scores.dtype)
-    total = ops.sum(exp, axis=-1, keepdims=True)
-    return exp / ops.where(total > 0, total, 1.0)
+    exp = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True))
+    weights = exp / ops.sum(exp, axis=-1, keepdims=True)  # the row maximum contributes 1: no 0/0
+    if allowed is not None and may_have_empty_rows:
+        weights = weights * ops.cast(ops.any(allowed, axis=-1, keepdims=True), weights.dtype)
+    return weights
 
 
 def _scores(query, key):
-    scale = 1.0 / math.sqrt(query.shape[-1])
-    q = ops.cast(query, _softmax_dtype(query))
+    # Scaling q (T x d values) instead of the scores (Tq x Tk values) saves a pass over the big matrix.
+    q = ops.cast(query, _softmax_dtype(query)) * (1.0 / math.sqrt(query.shape[-1]))
     k = ops.cast(key, _softmax_dtype(query))
     # einsum, not matmul: Keras's torch matmul rounds float64 results down to float32.
-    return ops.einsum("bhqd,bhkd->bhqk", q, k) * scale  # (B, nh, Tq, Tk)
+    return ops.einsum("bhqd,bhkd->bhqk", q, k)  # (B, nh, Tq, Tk)
 
 
 def attention_weights(query, key, mask=None, causal=False):
@@ -122,7 +126,9 @@ def attention_weights(query, key, mask=None, causal=False):
     allowed = None if mask is None else ops.cast(mask, "bool")
     if causal:
         allowed = _combine(allowed, _causal_mask(0, t_q, 0, t_k, offset=t_k - t_q))
-    return _masked_softmax(_scores(query, key), allowed)
+    # Causality alone leaves every query at least one key unless Tk < Tq.
+    may_have_empty_rows = mask is not None or t_k is None or t_q is None or t_k < t_q
+    return _masked_softmax(_scores(query, key), allowed, may_have_empty_rows)
 
 
 def _memory_efficient_attention(query, key, value, mask, causal, q_chunk, k_chunk, dropout):
@@ -155,9 +161,10 @@ def _memory_efficient_attention(query, key, value, mask, causal, q_chunk, k_chun
                 scores = ops.where(allowed, scores, _MASKED_LOGIT)
             block_max = ops.max(scores, axis=-1, keepdims=True)
             new_max = block_max if running_max is None else ops.maximum(running_max, block_max)
+            # exp(_MASKED_LOGIT - max) is exactly 0 once a row has seen an allowed key; before
+            # that the row's sums are junk, wiped by rescale = 0 when an allowed key arrives, or
+            # zeroed at the end if none ever does.
             probs = ops.exp(scores - new_max)  # (B, nh, qc, kc), unnormalised
-            if allowed is not None:
-                probs = probs * ops.cast(allowed, dtype)
             block_sum = ops.sum(probs, axis=-1, keepdims=True)
             # Dropout acts on the numerator only, as it would on normalised weights.
             probs = dropout(probs)
@@ -171,9 +178,10 @@ def _memory_efficient_attention(query, key, value, mask, causal, q_chunk, k_chun
                 acc = acc * rescale + block_acc
             running_max = new_max
         if acc is None:  # causal with no key at all for this chunk (Tk < Tq)
-            acc = ops.zeros((*ops.shape(q)[:3], value.shape[-1]), dtype)
-            normaliser = ops.zeros((*ops.shape(q)[:3], 1), dtype)
-        outputs.append(acc / ops.where(normaliser > 0, normaliser, 1.0))
+            outputs.append(ops.zeros((*ops.shape(q)[:3], value.shape[-1]), dtype))
+            continue
+        seen_allowed_key = running_max > _MASKED_LOGIT / 2  # (B, nh, qc, 1)
+        outputs.append(ops.where(seen_allowed_key, acc / normaliser, 0.0))
     out = outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=2)
     return ops.cast(out, value.dtype)  # (B, nh, Tq, hv)
 
