@@ -107,7 +107,9 @@ def test_every_table_number_is_in_the_pdf(built):
 @needs_tex
 def test_abstract_headline_numbers_equal_the_results(built):
     results, _, text = built
-    abstract = " ".join(text.split("Abstract", 1)[1].split("1 Introduction", 1)[0].split())
+    abstract = re.split(r"1\s+Introduction", text.split("Abstract", 1)[1], maxsplit=1)
+    assert len(abstract) == 2, "no '1 Introduction' heading after the abstract"
+    abstract = " ".join(abstract[0].split())
     attention = json.loads((results / "attention" / "results.json").read_text())
     forecast = json.loads((results / "forecast" / "results.json").read_text())
     video = json.loads((results / "video" / "results.json").read_text())
