@@ -209,6 +209,11 @@ def forecast_model_label(model: str) -> str:
             "hybrid": "RNN + attention"}.get(model, model)
 
 
+def forecast_ablation(forecast: PartResults) -> list[tuple[str, int, float]]:
+    """(variant, horizon, test MSE) of each one-seed ablation of the hybrid; empty if not run."""
+    return [(str(a["variant"]), int(a["horizon"]), float(a["mse"])) for a in forecast.data.get("ablation") or []]
+
+
 def forecast_attention_span(forecast: PartResults) -> float:
     """Attention Span of the hybrid's decoder over the lookback, in time steps (one trained model)."""
     return float(forecast.get("attention", "span_steps"))
@@ -584,6 +589,32 @@ def chaotic_sentence(forecast: PartResults) -> str:
             f"{VPT_THRESHOLD:g}) is {listed}.")
 
 
+def ablation_sentence(forecast: PartResults) -> str:
+    rows = forecast_ablation(forecast)
+    if not rows:
+        return ""
+    listed = "; ".join(f"{latex_escape(variant)} {num(mse, 3)}" for variant, _, mse in rows)
+    return f"One-seed ablations of the hybrid at $H={rows[0][1]}$ (test MSE): {listed}."
+
+
+def not_run_words(forecast: PartResults, video: PartResults) -> str:
+    """What the paper's run left out, from its own configs."""
+    items = ["training to convergence on a GPU"]
+    datasets = set(forecast_config(forecast, "datasets"))
+    if "etth2" not in datasets:
+        items.append("ETTh2")
+    if 336 not in forecast_config(forecast, "lookbacks"):
+        items.append("lookback 336")
+    if forecast_config(forecast, "features") == "M":
+        items.append("the univariate ('S') setting")
+    if not forecast_ablation(forecast):
+        items.append("ablations of the forecaster")
+    if set(video_models(video)) <= set(VIDEO_MODEL_ORDER):
+        items.append("ablations of H-TAP (depth, heads, position encoding)")
+    items.append("stochastic latents")
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def span_words(video: PartResults) -> dict[str, str]:
     frames, span, uniform = video_span_per_step(video)
     normalised = span / uniform
@@ -642,6 +673,8 @@ def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
         "forecastOptions": forecast_options_words(forecast),
         "chaoticSentence": chaotic_sentence(forecast),
         "repeatCheck": repeat_check_sentence(forecast),
+        "forecastAblation": ablation_sentence(forecast),
+        "notRun": not_run_words(forecast, video),
         **etth1_comparison_words(forecast),
         # Part 3
         "videoContext": str(video_config(video, "context")),
@@ -675,7 +708,6 @@ def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
         "dlinearLookback": str(PUBLISHED_ETTH1_MSE["dlinear"]["lookback"]),
         "patchtstLookback": str(PUBLISHED_ETTH1_MSE["patchtst"]["lookback"]),
         "tapParams": f"{video_params(video, 'tap'):,}",
-        "convlstmParams": f"{video_params(video, 'convlstm'):,}",
         "htapParams": f"{video_params(video, 'htap'):,}",
         **far_change_words(change, video_far_change_per_seed(video)),
         **span_words(video),

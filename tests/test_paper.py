@@ -191,3 +191,12 @@ def test_strip_tiles_recover_the_video_parts_grid(tmp_path):
     assert np.all(brightness[0] > brightness[2]) and np.all(brightness[2] > brightness[1])
     assert np.all(brightness[1] > brightness[3])
     assert build.strip_tiles(results / "video" / "strip.png", n_rows=4, n_cols=6) is None
+
+
+def test_every_macro_is_used_and_keeps_the_space_after_it():
+    macros = build.paper_macros(build.load_results(FIXTURE))
+    tex = (Path(build.PAPER_DIR) / "main.tex").read_text()
+    assert set(macros) <= set(re.findall(r"\\([A-Za-z]+)", tex)), "generated macros main.tex never uses"
+    # TeX drops the space after a control word: "\videoEpochs epochs" would print "10epochs".
+    eaten = [m.group(0) for m in re.finditer(r"\\([A-Za-z]+)(?:[ \t]+\n?|\n)[ \t]*[A-Za-z(]", tex) if m.group(1) in macros]
+    assert not eaten, eaten
