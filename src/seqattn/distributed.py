@@ -111,9 +111,15 @@ class Context:
         return []
 
     def worker_outputs(self, out: str, tracking_uri: str | None) -> tuple[str, str | None]:
-        """(out, tracking URI) for this process: unchanged on the chief, private on the others."""
+        """(out, tracking URI) for this process: unchanged on the chief, private on the others.
+
+        A worker also forgets a sweep's parent run (seqattn.sweep), which its store does not hold.
+        """
         if self.is_chief:
             return out, tracking_uri
+        from seqattn import tracking
+
+        os.environ.pop(tracking.PARENT_RUN_ENV, None)
         folder = Path(out).resolve() / _WORKERS_DIR / f"rank{self.process_index}"
         folder.mkdir(parents=True, exist_ok=True)
         return str(folder), f"sqlite:///{folder / 'mlflow.db'}"

@@ -28,6 +28,8 @@ EXPERIMENTS = {
     "video": "seqattn-part3-video",
 }
 _MAX_PARAM_LENGTH = 6000  # MLflow's limit on one param value
+PARENT_RUN_ENV = "SEQATTN_PARENT_RUN_ID"
+SWEEP_LABEL_ENV = "SEQATTN_SWEEP_LABEL"
 
 
 def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
@@ -72,17 +74,25 @@ def start_run(
     tracking_uri: str | None = None,
     nested: bool = False,
     run_id: str | None = None,
+    parent_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """Open (or, given `run_id`, reopen) a run in the part's experiment.
 
     A reopened run is continued, not duplicated: params and tags are logged only when new.
+    A new top-level run becomes a child of `parent_run_id`, or of $SEQATTN_PARENT_RUN_ID: how the
+    processes of a sweep (`seqattn.sweep`) attach their runs to the sweep's parent run.
     """
     if part not in EXPERIMENTS:
         raise ValueError(f"part must be one of {sorted(EXPERIMENTS)}; got {part!r}")
     if not nested:
         configure(tracking_uri)
     mlflow.set_experiment(EXPERIMENTS[part])
-    with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested) as run:
+    if nested or run_id is not None:
+        parent_run_id = None  # nested: the active run is the parent; reopened: it has one already
+    else:
+        parent_run_id = parent_run_id or os.environ.get(PARENT_RUN_ENV) or None
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested,
+                          parent_run_id=parent_run_id) as run:
         if run_id is None:
             if config:
                 mlflow.log_params(flatten(config))
@@ -90,6 +100,8 @@ def start_run(
             tags["seqattn.part"] = part
             if seed is not None:
                 tags["seqattn.seed"] = str(seed)
+            if parent_run_id and os.environ.get(SWEEP_LABEL_ENV):
+                tags["seqattn.sweep_label"] = os.environ[SWEEP_LABEL_ENV]
             mlflow.set_tags(tags)
         yield run
 
