@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from seqattn.io import atomic_path  # noqa: E402
 
 MODEL_LABELS = {"tap": "TAP", "htap": "H-TAP", "convlstm": "ConvLSTM"}
+BASELINE_LABELS = {"blank": "all-black frames", "last_frame": "last observed frame held"}
 MODEL_COLORS = {"tap": "tab:blue", "htap": "tab:red", "convlstm": "tab:green"}
 
 
@@ -26,7 +27,7 @@ def _save(fig, path) -> Path:
 
 def plot_research_attention(mean_weights: np.ndarray, span_by_step: np.ndarray, mse_by_model: dict,
                             context: int, train_length: int, shown_frames: list[int], path,
-                            far_start: int = 50) -> Path:
+                            far_start: int = 50, baselines: dict | None = None) -> Path:
     """Four panels on the long rollout.
 
     mean_weights (T-1, T-1): H-TAP's last-layer weights averaged over heads and sequences; row i is
@@ -85,6 +86,9 @@ def plot_research_attention(mean_weights: np.ndarray, span_by_step: np.ndarray, 
         horizon_frames = np.arange(context + 1, context + 1 + len(mean))
         ax.plot(horizon_frames, mean, color=MODEL_COLORS.get(name), label=MODEL_LABELS.get(name, name))
         ax.fill_between(horizon_frames, mean - std, mean + std, color=MODEL_COLORS.get(name), alpha=0.2)
+    for (name, mse), style in zip((baselines or {}).items(), ("--", "-.")):
+        ax.plot(np.arange(context + 1, context + 1 + len(mse)), mse, color="gray", ls=style, lw=1,
+                label=f"baseline: {BASELINE_LABELS.get(name, name)}")
     ax.axvline(train_length, color="gray", ls=":", lw=1)
     last = context + len(next(iter(mse_by_model.values()))[0])
     if last >= far_start:
