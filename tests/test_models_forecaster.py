@@ -41,8 +41,7 @@ def test_shapes_and_attention_weights(options):
 @pytest.mark.parametrize("options", [VARIANTS[1], VARIANTS[2]])
 def test_keras_round_trip_gives_equal_outputs(tmp_path, options):
     model = Forecaster(24, units=16, num_heads=2, dropout=0.1, **options)
-    model.compile(optimizer="adam", loss="mse")
-    model.fit(X, X[:, :24], epochs=1, verbose=0)  # non-trivial weights, optimizer state
+    model(X)  # random weights: equal outputs after loading means every weight came back
     model.save(tmp_path / "hybrid.keras")
     loaded = keras.models.load_model(tmp_path / "hybrid.keras")
     assert loaded.get_config() == model.get_config()
