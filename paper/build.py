@@ -327,6 +327,27 @@ def video_strip_frames(video: PartResults) -> list[int]:
     return [f for f in STRIP_FRAMES if f <= int(video_config(video, "long_frames"))]
 
 
+VIDEO_BASELINE_LABELS = {"blank": "blank frames", "last_frame": "last frame held"}
+
+
+def video_baselines(video: PartResults) -> dict[str, dict]:
+    """Predictions that learn nothing (name -> per-frame MSE array and its 10->10 and far means)."""
+    out = {}
+    for name, node in video.get("baselines").items():
+        try:
+            out[name] = {"per_frame_mse": np.asarray(node["per_frame_mse"], dtype=np.float64),
+                         "mse_10to10": float(node["mse_10to10"]), "mse_far": float(node["mse_far"])}
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{video.path}: baselines.{name} lacks or mangles {err}") from None
+    return out
+
+
+def video_loss_words(video: PartResults) -> str:
+    loss = str(video_config(video, "loss"))
+    return {"binary_crossentropy": "pixel-wise binary cross-entropy",
+            "mse": "mean squared error"}.get(loss, latex_escape(loss))
+
+
 def video_mnist_fallback(video: PartResults) -> bool:
     """True when the digits were scikit-learn's 8x8 set, not MNIST."""
     return video.get("mnist_source") == "sklearn-digits-fallback"
@@ -496,8 +517,35 @@ def table_video(video: PartResults) -> str:
             pm(video_metric(video, model, "mse_far"), 1),
         ]
         lines.append(" & ".join(cells) + " \\\\")
+    baselines = video_baselines(video)
+    if baselines:
+        lines.append("\\midrule")
+    for name, baseline in baselines.items():
+        cells = [VIDEO_BASELINE_LABELS.get(name, latex_escape(name)), "0",
+                 num(baseline["mse_10to10"], 1), "--", "--", num(baseline["mse_far"], 1)]
+        lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def baseline_sentence(video: PartResults) -> str:
+    """Which models beat every prediction that learns nothing, at the far horizon."""
+    baselines = video_baselines(video)
+    if not baselines:
+        return ""
+    floor = min(b["mse_far"] for b in baselines.values())
+    named = " and ".join(f"{VIDEO_BASELINE_LABELS.get(n, latex_escape(n))} ({num(b['mse_far'], 1)})"
+                         for n, b in baselines.items())
+    models = video_models(video)
+    beat = [video_model_label(video, m) for m in models if video_metric(video, m, "mse_far").mean < floor]
+    if len(beat) == len(models):
+        verdict = "every model beats both there"
+    elif not beat:
+        verdict = "no model beats both there"
+    else:
+        verdict = f"only {' and '.join(beat)} {'beats' if len(beat) == 1 else 'beat'} both there"
+    return (f"Two predictions that learn nothing set the floor at the far horizon: {named}; "
+            f"{verdict}.")
 
 
 def far_change_words(change: Stat, per_seed: list[float]) -> dict[str, str]:
@@ -705,6 +753,8 @@ def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
         "tapTransitionParams": f"{video_params(video, 'tap', 'transition'):,}",
         "htapTransitionParams": f"{video_params(video, 'htap', 'transition'):,}",
         "tapRNN": str(video_config(video, "rnn")).upper(),
+        "baselineSentence": baseline_sentence(video),
+        "videoLoss": video_loss_words(video),
         "mnistNote": ("" if not video_mnist_fallback(video) else
                       " The MNIST files were not available to this run: its digits are scikit-learn's "
                       "$8\\times8$ digits upscaled to $28\\times28$, so the numbers are not comparable "
@@ -754,7 +804,7 @@ def figure_horizon(video: PartResults, path: Path) -> Path:
                          "axes.titlesize": 8, "legend.fontsize": 7})
     frames = video_predicted_frames(video)
     far_first, far_last = video_far_range(video)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(5.5, 1.95), gridspec_kw={"width_ratios": [1.35, 1]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(5.5, 2.05), gridspec_kw={"width_ratios": [1.35, 1]})
     colours = {"tap": "tab:blue", "htap": "tab:red", "convlstm": "tab:gray"}
     for model in video_models(video):
         mean, std = video_long_mse(video, model)
@@ -764,13 +814,17 @@ def figure_horizon(video: PartResults, path: Path) -> Path:
         colour = colours.get(model)
         left.plot(frames, mean, color=colour, lw=1.2, label=video_model_label(video, model))
         left.fill_between(frames, mean - std, mean + std, color=colour, alpha=0.2, lw=0)
+    for (name, baseline), style in zip(video_baselines(video).items(), ("--", "-.", ":")):
+        if len(baseline["per_frame_mse"]) == len(frames):
+            left.plot(frames, baseline["per_frame_mse"], color="k", ls=style, lw=0.8,
+                      label=VIDEO_BASELINE_LABELS.get(name, name))
     left.axvspan(far_first, far_last, color="0.92", zorder=0)
-    left.axvline(int(video_config(video, "train_frames")), color="k", ls=":", lw=0.8)
+    left.axvline(int(video_config(video, "train_frames")), color="0.4", lw=0.8)
     left.set_xlabel("predicted frame (context: frames 1-%d)" % int(video_config(video, "context")))
     left.set_ylabel("MSE per frame")
-    context = int(video_config(video, "context"))
-    left.set_title(f"{context} $\\to$ {int(video_config(video, 'long_frames')) - context} rollout error")
-    left.legend(loc="best", frameon=False)
+    # Above the axes, so no curve is hidden whatever the numbers are.
+    left.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, frameon=False, fontsize=6.5,
+                handlelength=1.8, columnspacing=1.0, borderaxespad=0.2)
     left.set_xlim(frames[0], frames[-1])
 
     span_frames, span, uniform = video_span_per_step(video)
@@ -778,8 +832,8 @@ def figure_horizon(video: PartResults, path: Path) -> Path:
     right.plot(span_frames, uniform, color="k", ls="--", lw=0.8, label="uniform over history")
     right.set_xlabel("predicted frame")
     right.set_ylabel("Attention Span (frames)")
-    right.set_title("how far back H-TAP reads")
-    right.legend(loc="best", frameon=False)
+    right.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=1, frameon=False, fontsize=6.5,
+                 handlelength=1.8, borderaxespad=0.2)
     right.set_xlim(span_frames[0], span_frames[-1])
     fig.tight_layout(pad=0.3, w_pad=1.0)
     with atomic_path(path) as tmp:
