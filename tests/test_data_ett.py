@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from seqattn.data import ett, files
-from seqattn.data.windows import Series, StandardScaler, fraction_borders, make_windows, n_windows, sliding_windows, split_rows
+from seqattn.data.windows import (
+    StandardScaler, fraction_borders, make_windows, n_windows, sliding_windows, split_rows,
+)
 from seqattn.errors import DataError
 
 SHARED_ETTH1 = Path(os.environ.get("SEQATTN_DATA_DIR", "../shared/data")) / "ETTh1.csv"

@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import keras
@@ -25,7 +25,6 @@ import numpy as np
 from seqattn import tracking, training
 from seqattn.data import chaotic, ett
 from seqattn.data.windows import ForecastData, Series, fraction_borders, make_windows
-from seqattn.errors import ConfigError
 from seqattn.io import atomic_path, ensure_writable_dir, environment_info, write_json_atomic
 from seqattn.metrics import forecast as fm
 from seqattn.metrics.attention import span_report
