@@ -39,7 +39,12 @@ def test_split_rows_follow_the_informer_protocol():
 @needs_etth1
 @pytest.mark.parametrize(
     "lookback, horizon, counts",
-    [(96, 96, (8449, 2785, 2785)), (96, 720, (7825, 2161, 2161)), (336, 96, (8209, 2785, 2785)), (336, 720, (7585, 2161, 2161))],
+    [
+        (96, 96, (8449, 2785, 2785)),
+        (96, 720, (7825, 2161, 2161)),
+        (336, 96, (8209, 2785, 2785)),
+        (336, 720, (7585, 2161, 2161)),
+    ],
 )
 def test_window_counts_keep_every_window(etth1, lookback, horizon, counts):
     data = make_windows(etth1, lookback, horizon)
@@ -117,7 +122,8 @@ def test_user_csv_loads_with_70_10_20_split(tmp_path):
     [
         (lambda lines: [lines[0].replace("a,", "")] + lines[1:], "line 2: 3 fields, the header has 2"),
         (lambda lines: ["time,a,OT"] + lines[1:], "line 1: missing column(s) ['date']"),
-        (lambda lines: lines[:5] + [lines[5].replace(",4,", ",x4,")] + lines[6:], "line 6, column 'a': non-numeric value 'x4'"),
+        (lambda lines: lines[:5] + [lines[5].replace(",4,", ",x4,")] + lines[6:],
+         "line 6, column 'a': non-numeric value 'x4'"),
         (lambda lines: lines[:7] + [lines[7].rsplit(",", 1)[0] + ",nan"] + lines[8:], "line 8, column 'OT'"),
         (lambda lines: lines[:3] + [lines[3].rsplit(",", 1)[0] + ","] + lines[4:], "line 4, column 'OT': empty cell"),
         (lambda lines: lines[:10] + [lines[9]] + lines[11:], "line 11, column 'date'"),

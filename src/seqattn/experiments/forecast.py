@@ -32,7 +32,9 @@ from seqattn.models.baselines import DLinear, RepeatLast, seq2seq_rnn
 from seqattn.models.forecaster import DECODINGS, RNNS, Forecaster
 from seqattn.report import markdown_table
 
-DESCRIPTION = "Part 2: RNN + attention hybrid forecaster vs Repeat, DLinear and a plain seq2seq RNN (chaotic series, ETT)"
+DESCRIPTION = (
+    "Part 2: RNN + attention hybrid forecaster vs Repeat, DLinear and a plain seq2seq RNN (chaotic series, ETT)"
+)
 PART = "forecast"
 DATASETS = ("mackey-glass", "lorenz", "etth1", "etth2")
 CHAOTIC = ("mackey-glass", "lorenz")
@@ -147,13 +149,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset", type=_dataset_name, nargs="+", default=None, metavar="NAME",
         help=f"one or more of {', '.join(DATASETS)}, csv:PATH (a CSV with a date column); default: the profile's",
     )
-    parser.add_argument("--lookback", type=_positive_int, nargs="+", default=None, metavar="L", help="lookback window(s)")
+    parser.add_argument("--lookback", type=_positive_int, nargs="+", default=None, metavar="L",
+                        help="lookback window(s)")
     parser.add_argument("--horizon", type=_positive_int, nargs="+", default=None, metavar="H", help="horizon(s)")
     parser.add_argument("--features", choices=ett.FEATURES, default=None, help="M: all channels, S: the target only")
     parser.add_argument("--epochs", type=_positive_int, default=None, help="maximum training epochs")
     parser.add_argument("--rnn", choices=RNNS, default=None, help="recurrent cell of the hybrid and seq2seq")
     parser.add_argument("--decoding", choices=DECODINGS, default=None, help="decoder of the hybrid and seq2seq")
-    parser.add_argument("--segment", type=_positive_int, default=None, help="steps per RNN segment (gcd with L and H is used)")
+    parser.add_argument("--segment", type=_positive_int, default=None,
+                        help="steps per RNN segment (gcd with L and H is used)")
     parser.add_argument("--models", choices=MODELS, nargs="+", default=None, help="models to run")
     parser.add_argument(
         "--ablation", action=argparse.BooleanOptionalAction, default=None,
@@ -249,7 +253,7 @@ def _fingerprint(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, verbose, **overrides) -> tuple[dict, object]:
+def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, verbose, **overrides) -> tuple:
     """Train one model for one seed inside a nested MLflow run; cached in `state_dir/run.json`."""
     done = state_dir / "run.json"
     model_file = state_dir / "model.keras"
@@ -481,7 +485,8 @@ def run(args: argparse.Namespace) -> dict:
                     run_name = f"{dataset}-{config.features}-L{lookback}-H{horizon}-{name}-s{seed}"
                     print(f"[{count}/{total}] {run_name}", flush=True)
                     state = out / "state" / f"{run_name}-{fingerprint}".replace(":", "_").replace("/", "_")
-                    record, model = train_and_evaluate(name, data, config, seed, state, run_name, config.epochs, verbose)
+                    record, model = train_and_evaluate(name, data, config, seed, state, run_name,
+                                                       config.epochs, verbose)
                     record.update(dataset=dataset, features=config.features, lookback=lookback, horizon=horizon)
                     runs.append(record)
                     if name == "hybrid" and figure_model is None and model is not None:
