@@ -558,7 +558,8 @@ def far_change_words(change: Stat, per_seed: list[float]) -> dict[str, str]:
         verdict = f"short of the {CLAIMED_FAR_CUT_PCT:.0f}\\% cut the project set out to test"
     else:
         verdict = f"the opposite of the {CLAIMED_FAR_CUT_PCT:.0f}\\% cut the project set out to test"
-    spread = ("larger than its spread over seeds" if abs(change.mean) > change.std
+    # Compared as printed, so the prose never contradicts the two numbers beside it.
+    spread = ("larger than its spread over seeds" if round(abs(change.mean), 1) > round(change.std, 1)
               else "within its spread over seeds")
     return {
         "htapFarChangeVerb": "reduces" if decreased else "increases",
