@@ -12,13 +12,16 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from paper import build
-from seqattn.errors import DataError
+# `paper` is a package at the repository root, outside src/: importable however pytest is started.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from paper import build  # noqa: E402
+from seqattn.errors import DataError  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results"
 TEX_TOOLS = all(shutil.which(tool) for tool in ("latexmk", "pdftotext"))
