@@ -34,13 +34,19 @@ What each backend runs:
   pinned Keras ships it.
 
 Batch semantics, on every backend: `--batch-size` is the GLOBAL batch. Each of P processes gets
-rows [p*B/P, (p+1)*B/P) of every batch (`ShardedBatches`), the layout `jax.make_array_from_
-process_local_data` expects, and devices within a process split their process's rows. So steps
-per epoch, learning rate and the sequence of updates are those of a single-device run with the
-same batch size (up to float summation order), and a result does not depend on the device
-count. The batch size must divide evenly by the number of replicas (`ShardedBatches` checks).
-Every process builds the whole batch and keeps its rows: data must be deterministic per batch
-index (as `SequenceBatches` is) and shuffling must be seeded identically on all processes.
+rows [p*B/P, (p+1)*B/P) of every batch (`ShardedBatches`), the per-process layout that
+`jax.make_array_from_process_local_data` expects, and devices within a process split their
+process's rows. So steps per epoch, learning rate and the sequence of updates are those of a
+single-device run with the same batch size (up to float summation order), and a result does not
+depend on the device count. The batch size must divide evenly by the number of replicas
+(`ShardedBatches` checks). Every process builds the whole batch and keeps its rows: data must be
+deterministic per batch index (as `SequenceBatches` is) and shuffling seeded identically on all
+processes. Only a `PyDataset` is split: numpy arrays handed to `fit` reach every torch process
+whole, which trains correctly but gains nothing.
+
+tests/test_distributed.py checks on CPU that two workers end with the weights of one worker fed
+the combined batch: torch (two processes under torchrun, gloo; a conv net and an H-TAP),
+tensorflow (two logical CPUs) and jax (two host devices; skipped unless jax is installed).
 
 Limits, all stated where they matter:
 - Validation data is not sharded: every process evaluates all of it, so validation metrics are
