@@ -37,6 +37,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", default="outputs", help="folder for results.json and figures (default: outputs)")
     parser.add_argument(
+        "--distribute", choices=("none", "data-parallel"), default="none",
+        help="data-parallel: all local devices (jax, tensorflow) or one process per device under "
+        "torchrun (torch); --batch-size stays the global batch (see README, Scaling out)",
+    )
+    parser.add_argument(
         "--tracking-uri", default=None,
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db in the working directory)",
     )
@@ -85,6 +90,10 @@ def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
 def run_part(name: str, args: argparse.Namespace) -> dict:
     import keras
 
+    from seqattn import distributed
+
+    context = distributed.configure(args.distribute)
+    args.out, args.tracking_uri = context.worker_outputs(args.out, args.tracking_uri)
     keras.utils.set_random_seed((args.seeds or [0])[0])
     return load_part(name).run(args)
 
