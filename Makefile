@@ -38,4 +38,4 @@ paper: $(VENV)/.installed
 	$(PY) -m paper.build
 
 clean:
-	rm -rf outputs .pytest_cache
+	rm -rf outputs .pytest_cache paper/build paper/generated
