@@ -158,6 +158,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decoding", choices=DECODINGS, default=None, help="decoder of the hybrid and seq2seq")
     parser.add_argument("--segment", type=_positive_int, default=None,
                         help="steps per RNN segment (gcd with L and H is used)")
+    parser.add_argument("--revin", action=argparse.BooleanOptionalAction, default=None,
+                        help="reversible instance normalisation in the hybrid and seq2seq")
+    parser.add_argument("--channel-independent", action=argparse.BooleanOptionalAction, default=None,
+                        help="one univariate model shared by all channels (else channels mixed)")
     parser.add_argument("--models", choices=MODELS, nargs="+", default=None, help="models to run")
     parser.add_argument(
         "--ablation", action=argparse.BooleanOptionalAction, default=None,
@@ -176,6 +180,8 @@ def resolve_config(args: argparse.Namespace) -> ForecastConfig:
         "rnn": args.rnn,
         "decoding": args.decoding,
         "segment": args.segment,
+        "revin": args.revin,
+        "channel_independent": args.channel_independent,
         "models": tuple(dict.fromkeys(args.models)) if args.models else None,
         "seeds": tuple(args.seeds) if getattr(args, "seeds", None) else None,
         "ablation": args.ablation,
