@@ -24,14 +24,19 @@ def _run(tmp_path, *extra):
     return cli.main(argv)
 
 
-@pytest.fixture
-def trained(isolated):
-    assert _run(isolated, *TINY) == 0
-    return isolated
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny study shared by the tests that read its outputs (training is the slow part)."""
+    tmp_path = tmp_path_factory.mktemp("video")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEQATTN_CACHE_DIR", str(tmp_path / "cache"))
+        assert _run(tmp_path, *TINY) == 0
+    return tmp_path
 
 
 @pytest.mark.slow
-def test_tiny_study_writes_results_figures_and_runs(trained):
+def test_tiny_study_writes_results_figures_and_runs(trained, monkeypatch):
+    monkeypatch.setenv("SEQATTN_CACHE_DIR", str(trained / "cache"))
     out = trained / "out" / "video"
     results = json.loads((out / "results.json").read_text())
     assert set(results["models"]) == {"tap", "htap", "convlstm"}
@@ -63,7 +68,8 @@ def test_tiny_study_writes_results_figures_and_runs(trained):
 
 
 @pytest.mark.slow
-def test_evaluate_checkpoint_on_files_in_both_layouts(trained):
+def test_evaluate_checkpoint_on_files_in_both_layouts(trained, monkeypatch):
+    monkeypatch.setenv("SEQATTN_CACHE_DIR", str(trained / "cache"))
     checkpoint = next((trained / "out" / "video" / "runs").glob("htap-seed0-*/model.keras"))
     sequences = np.random.default_rng(0).integers(0, 256, (3, 9, 64, 64), dtype=np.uint8)
     np.save(trained / "nthw.npy", sequences)

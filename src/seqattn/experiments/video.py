@@ -92,9 +92,12 @@ class VideoConfig:
 
 
 PROFILES = {
-    # ~12 min for the three models on 2 shared CPU cores (OMP_NUM_THREADS=1, see the README).
+    # Measured 696 s for the three models on 2 CPU cores shared with other jobs, torch,
+    # OMP_NUM_THREADS=1 (with two intra-op threads on a loaded machine it was ~5x slower).
     "quick": VideoConfig(),
-    # Three seeds for the claim; about 6 h on 2 CPU cores (estimated from quick's step times).
+    # Three seeds for the claim. Not run: about 5.6 h on 2 CPU cores, estimated from quick's
+    # step times (TAP 1.35 s, H-TAP 1.55 s, ConvLSTM 1.6 s per layer per step; ~45 s per 100
+    # test sequences of 100 frames).
     "paper": VideoConfig(seeds=(0, 1, 2), epochs=10, steps_per_epoch=100, test_sequences=500,
                          convlstm_filters=(32, 32)),
     # For a GPU: 200 epochs x 10,000 fresh sequences, the OpenSTL-sized ConvLSTM.
