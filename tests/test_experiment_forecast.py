@@ -50,6 +50,8 @@ def test_run_writes_results_figure_and_mlflow_runs(tmp_path, tiny_csv, monkeypat
         by_key[(f"csv:{tiny_csv}", "repeat")]["mse"], rel=1e-6)
     mg = by_key[("mackey-glass", "hybrid")]
     assert 0 <= mg["valid_prediction_time"] <= 12 and len(mg["nrmse_per_step"]) == 12
+    assert mg["options"] == {"segment": 4, "channel_independent": False, "revin": False}
+    assert by_key[(f"csv:{tiny_csv}", "hybrid")]["options"] == {}
     assert {row["model"] for row in saved["summary"]} == set(forecast.MODELS)
     assert [a["variant"] for a in saved["ablation"]] == list(forecast.ABLATIONS)
     assert saved["attention"]["segment"] == 12 and saved["attention"]["span_steps"] > 0
@@ -89,5 +91,4 @@ def test_bad_options_and_bad_csv_give_one_line(tmp_path, capsys):
 
 
 def test_segment_falls_back_to_a_common_divisor():
-    config = forecast.PROFILES["quick"]
-    assert forecast._segment(config, 96, 96) == 24 and forecast._segment(config, 96, 100) == 4
+    assert forecast._segment(24, 96, 96) == 24 and forecast._segment(24, 96, 100) == 4
