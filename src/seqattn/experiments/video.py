@@ -457,7 +457,7 @@ def flat_headline(results: dict) -> dict:
 
 def results_table(results: dict) -> str:
     config = results["config"]
-    long_name = f"MSE {config['context']}->{config['eval_length'] - config['context']}"
+    has_far = config["eval_length"] >= FAR_START
 
     def cell(stats):
         return f"{stats['mean']:.2f} ± {stats['std']:.2f}"
@@ -465,18 +465,16 @@ def results_table(results: dict) -> str:
     rows = []
     for name, model in results["models"].items():
         m = model["metrics"]
-        rows.append([
-            name, model["parameters"]["total"], model["parameters"].get("transition", "-"),
-            cell(m["mse_10to10"]), f"{m['ssim_10to10']['mean']:.3f}",
-            cell(m["mse_all"]), cell(m["mse_far"]) if "mse_far" in m else "-",
-            f"{m['ssim_far']['mean']:.3f}" if "ssim_far" in m else "-",
-            f"{model['train_seconds']['mean']:.0f}",
-        ])
-    return markdown_table(
-        ["model", "params", "transition params", "MSE 10->10", "SSIM 10->10", long_name, f"MSE frames {FAR_START}-{config['eval_length']}",
-         f"SSIM frames {FAR_START}-{config['eval_length']}", "train s"],
-        rows,
-    )
+        row = [name, model["parameters"]["total"], model["parameters"].get("transition", "-"),
+               cell(m["mse_10to10"]), f"{m['ssim_10to10']['mean']:.3f}", cell(m["mse_all"])]
+        if has_far:
+            row += [cell(m["mse_far"]), f"{m['ssim_far']['mean']:.3f}"]
+        rows.append(row + [f"{model['train_seconds']['mean']:.0f}"])
+    headers = ["model", "params", "transition params", f"MSE {config['context']}->10", f"SSIM {config['context']}->10",
+               f"MSE {config['context']}->{config['eval_length'] - config['context']}"]
+    if has_far:
+        headers += [f"MSE frames {FAR_START}-{config['eval_length']}", f"SSIM frames {FAR_START}-{config['eval_length']}"]
+    return markdown_table(headers + ["train s"], rows)
 
 
 def results_markdown(results: dict, table: str) -> str:
