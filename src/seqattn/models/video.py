@@ -195,7 +195,8 @@ class HTAP(_LatentPredictor):
             self.embed(latents), return_attention_scores=return_attention_scores, training=training
         )  # y (B, C, d)
         predicted = latents + self.head(y)  # (B, C, D): z_2..z_{C+1}
-        history = ops.concatenate([latents, predicted[:, -1:]], axis=1)  # (B, C + 1, D)
+        # The recompute path needs the whole history; the cached path keeps it in `cache`.
+        history = None if use_cache else ops.concatenate([latents, predicted[:, -1:]], axis=1)  # (B, C + 1, D)
         steps, step_weights = [predicted], [weights]
         z = predicted[:, -1:]  # (B, 1, D)
         for _ in range(horizon - 1):
@@ -210,7 +211,8 @@ class HTAP(_LatentPredictor):
                 y = y[:, -1:]  # only the newest step's output is new
                 w = None if w is None else [wl[:, :, -1:] for wl in w]
             z = z + self.head(y)  # (B, 1, D)
-            history = ops.concatenate([history, z], axis=1)
+            if not use_cache:
+                history = ops.concatenate([history, z], axis=1)
             steps.append(z)
             step_weights.append(w)
         predictions = ops.concatenate(steps, axis=1)  # (B, C + horizon - 1, D)
