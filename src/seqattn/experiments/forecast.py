@@ -480,7 +480,7 @@ def _limit_torch_threads() -> None:
     with torch's default two threads and 39 s (38 s CPU) with one; the extra time is threads
     waiting on each other over tiny matrix products.
     """
-    if keras.backend.backend() == "torch" and "OMP_NUM_THREADS" not in os.environ:
+    if keras.backend.backend() == "torch" and not os.environ.get("OMP_NUM_THREADS"):
         import torch
 
         torch.set_num_threads(1)
