@@ -1,4 +1,16 @@
-"""Plain-text tables for the terminal, README and results folders."""
+"""Summaries over seeds and plain-text tables for the terminal, README and results folders."""
+
+import numpy as np
+
+
+def mean_std(values) -> dict:
+    """Mean and sample std (ddof=1) over seeds; std is 0.0 for a single seed.
+
+    Every part reports "mean +- std over seeds" through this one function.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": float(values.mean()), "std": std}
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:

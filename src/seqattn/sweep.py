@@ -27,9 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from seqattn.errors import ConfigError, SeqattnError, TrackingError
+from seqattn.report import mean_std
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _POLL_S = 0.5
@@ -135,13 +134,12 @@ def gather(part: str, parent: str, tracking_uri: str | None = None) -> list[dict
 
 
 def summarise(children: list[dict]) -> dict[str, dict[str, float]]:
-    """Mean and std (ddof=0) over the finished children of every metric they all report."""
+    """Mean and std (`report.mean_std`) over the finished children of every metric they all report."""
     finished = [child["metrics"] for child in children if child["status"] == "FINISHED"]
     if not finished:
         return {}
     names = sorted(set.intersection(*(set(m) for m in finished)))
-    return {name: {"mean": float(np.mean([m[name] for m in finished])),
-                   "std": float(np.std([m[name] for m in finished])), "n": len(finished)} for name in names}
+    return {name: {**mean_std([m[name] for m in finished]), "n": len(finished)} for name in names}
 
 
 def child_commands(part: str, seeds: list[int], variants: dict[str, list[str]], out: Path, common: list[str]) -> dict:

@@ -20,7 +20,7 @@ from seqattn.io import atomic_path, ensure_writable_dir, environment_info, write
 from seqattn.metrics import attention_span, span_report
 from seqattn.models.retrieval import RetrievalModel
 from seqattn.plots.alignment import plot_alignment
-from seqattn.report import markdown_table
+from seqattn.report import markdown_table, mean_std
 
 DESCRIPTION = "Part 1: multi-head attention from scratch on key-value retrieval (known alignment)"
 
@@ -125,11 +125,7 @@ def train_one_seed(config: AttentionConfig, seed: int, out: Path, tracking_uri: 
 
 def summarise(per_seed: dict[int, dict]) -> dict:
     names = next(iter(per_seed.values())).keys()
-    return {
-        name: {"mean": float(np.mean([m[name] for m in per_seed.values()])),
-               "std": float(np.std([m[name] for m in per_seed.values()]))}
-        for name in names
-    }
+    return {name: mean_std([m[name] for m in per_seed.values()]) for name in names}
 
 
 def run(args: argparse.Namespace) -> dict:

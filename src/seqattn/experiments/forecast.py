@@ -31,7 +31,7 @@ from seqattn.metrics import forecast as fm
 from seqattn.metrics.attention import span_report
 from seqattn.models.baselines import DLinear, RepeatLast, seq2seq_rnn
 from seqattn.models.forecaster import DECODINGS, RNNS, Forecaster
-from seqattn.report import markdown_table
+from seqattn.report import markdown_table, mean_std
 
 DESCRIPTION = (
     "Part 2: RNN + attention hybrid forecaster vs Repeat, DLinear and a plain seq2seq RNN (chaotic series, ETT)"
@@ -408,11 +408,6 @@ def plot_forecast_attention(path: Path, model: Forecaster, data: ForecastData, s
 # ----------------------------------------------------------------------------- tables
 
 
-def _mean_std(values) -> dict:
-    values = np.asarray(values, dtype=np.float64)
-    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
-
-
 def summarise(runs: list[dict]) -> list[dict]:
     """Mean and std over seeds per (dataset, features, L, H, model)."""
     groups = {}
@@ -423,10 +418,10 @@ def summarise(runs: list[dict]) -> list[dict]:
     for (dataset, features, lookback, horizon, model), group in groups.items():
         row = {"dataset": dataset, "features": features, "lookback": lookback, "horizon": horizon,
                "model": model, "seeds": [r["seed"] for r in group],
-               "mse": _mean_std([r["mse"] for r in group]), "mae": _mean_std([r["mae"] for r in group]),
-               "train_time_s": _mean_std([r["train_time_s"] for r in group])}
+               "mse": mean_std([r["mse"] for r in group]), "mae": mean_std([r["mae"] for r in group]),
+               "train_time_s": mean_std([r["train_time_s"] for r in group])}
         if "valid_prediction_time" in group[0]:
-            row["valid_prediction_time"] = _mean_std([r["valid_prediction_time"] for r in group])
+            row["valid_prediction_time"] = mean_std([r["valid_prediction_time"] for r in group])
         summary.append(row)
     return summary
 
