@@ -44,7 +44,7 @@ from seqattn.models.video import (
     HTAP, RNN_CELLS, TAP, ConvLSTMPredictor, matched_rnn_units, transformer_transition_params,
 )
 from seqattn.plots.video import plot_mse_by_horizon, plot_research_attention, plot_strip, write_rollout_gif
-from seqattn.report import markdown_table
+from seqattn.report import markdown_table, mean_std
 
 DESCRIPTION = "Part 3: Moving MNIST video prediction, TAP vs H-TAP (and ConvLSTM), 10 -> 10 and 10 -> 90"
 MODEL_NAMES = ("tap", "htap", "convlstm")
@@ -338,8 +338,13 @@ def train_and_evaluate(name: str, seed: int, config: VideoConfig, train_pool: np
 
 
 def _mean_std(values) -> dict:
-    values = np.asarray(values, np.float64)
-    return {"mean": float(values.mean()), "std": float(values.std()), "per_seed": values.tolist()}
+    return {**mean_std(values), "per_seed": np.asarray(values, np.float64).tolist()}
+
+
+def _per_frame_std(curves) -> np.ndarray:
+    """Sample std over seeds of per-frame curves (S, H), as `mean_std`; zeros for one seed."""
+    curves = np.asarray(curves, np.float64)
+    return curves.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(curves.shape[1:])
 
 
 def run_training(args: argparse.Namespace) -> dict:
@@ -403,7 +408,7 @@ def summarise(config: VideoConfig, per_model: dict, attention: dict | None, args
             "metrics": {k: _mean_std([s[k] for s in runs["summary"]]) for k in keys},
             "per_frame": {
                 metric: {"mean": np.mean([p[metric] for p in runs["per_frame"]], axis=0).tolist(),
-                         "std": np.std([p[metric] for p in runs["per_frame"]], axis=0).tolist()}
+                         "std": _per_frame_std([p[metric] for p in runs["per_frame"]]).tolist()}
                 for metric in runs["per_frame"][0]
             },
         }
@@ -531,7 +536,7 @@ def write_figures(config: VideoConfig, per_model: dict, attention: dict | None, 
                   truth: np.ndarray, baselines: dict, out: Path) -> list[Path]:
     figures = []
     mse = {name: (np.mean([p["mse"] for p in runs["per_frame"]], axis=0),
-                  np.std([p["mse"] for p in runs["per_frame"]], axis=0))
+                  _per_frame_std([p["mse"] for p in runs["per_frame"]]))
            for name, runs in per_model.items()}
     train_length = config.context + config.train_horizon
     if attention is not None:
