@@ -29,3 +29,17 @@ def select_backend(name: str | None = None) -> str:
     os.environ["KERAS_BACKEND"] = name
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     return name
+
+
+def limit_torch_threads() -> None:
+    """One intra-op thread for torch unless OMP_NUM_THREADS says otherwise.
+
+    The study's models are small and step through time: on 2 CPU cores shared with other jobs,
+    Part 2's quick profile took 342 s wall (338 s CPU) with torch's default two threads and 39 s
+    with one, and a TAP training step 4.6 s against 0.86 s; the threads wait on each other over
+    tiny matrix products. Set OMP_NUM_THREADS to choose otherwise (e.g. on a large machine).
+    """
+    if os.environ.get("KERAS_BACKEND") == "torch" and not os.environ.get("OMP_NUM_THREADS"):
+        import torch
+
+        torch.set_num_threads(1)

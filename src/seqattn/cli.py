@@ -91,7 +91,9 @@ def run_part(name: str, args: argparse.Namespace) -> dict:
     import keras
 
     from seqattn import distributed
+    from seqattn.backend import limit_torch_threads
 
+    limit_torch_threads()
     context = distributed.configure(args.distribute)
     args.out, args.tracking_uri = context.worker_outputs(args.out, args.tracking_uri)
     keras.utils.set_random_seed((args.seeds or [0])[0])

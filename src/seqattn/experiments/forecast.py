@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -468,22 +467,8 @@ def results_markdown(summary: list[dict], ablation: list[dict], models: tuple[st
 # ----------------------------------------------------------------------------- the part
 
 
-def _limit_torch_threads() -> None:
-    """One intra-op thread for torch unless OMP_NUM_THREADS says otherwise.
-
-    These models are small: on 2 shared CPU cores the quick profile took 342 s wall (338 s CPU)
-    with torch's default two threads and 39 s (38 s CPU) with one; the extra time is threads
-    waiting on each other over tiny matrix products.
-    """
-    if keras.backend.backend() == "torch" and not os.environ.get("OMP_NUM_THREADS"):
-        import torch
-
-        torch.set_num_threads(1)
-
-
 def run(args: argparse.Namespace) -> dict:
     config = resolve_config(args)
-    _limit_torch_threads()
     out = ensure_writable_dir(Path(args.out) / PART)
     verbose = 2
     started = time.perf_counter()

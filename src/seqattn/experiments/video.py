@@ -25,7 +25,6 @@ sequence file a user brings (e.g. the official `mnist_test_seq.npy`) with the sa
 import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -94,7 +93,7 @@ class VideoConfig:
 
 PROFILES = {
     # Measured 696 s for the three models on 2 CPU cores shared with other jobs, torch, one
-    # intra-op thread (see _limit_torch_threads).
+    # intra-op thread (see seqattn.backend.limit_torch_threads).
     "quick": VideoConfig(),
     # Three seeds for the claim. Not run: about 5.6 h on 2 CPU cores, estimated from quick's
     # step times (TAP 1.35 s, H-TAP 1.55 s, ConvLSTM 1.6 s per layer per step; ~45 s per 100
@@ -613,20 +612,7 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     return results
 
 
-def _limit_torch_threads() -> None:
-    """One intra-op thread for torch unless OMP_NUM_THREADS says otherwise.
-
-    On 2 CPU cores shared with other jobs, a TAP training step took 4.6 s with torch's two
-    threads and 0.86 s with one (the rollout's small matrix products wait on each other).
-    """
-    if keras.backend.backend() == "torch" and not os.environ.get("OMP_NUM_THREADS"):
-        import torch
-
-        torch.set_num_threads(1)
-
-
 def run(args: argparse.Namespace) -> dict:
-    _limit_torch_threads()
     if getattr(args, "mode", "train") == "evaluate":
         return run_evaluation(args)
     return run_training(args)

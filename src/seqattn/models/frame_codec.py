@@ -3,8 +3,8 @@ and its mirror decoder (latent -> frame in [0, 1]).
 
 Both latent predictors use the same codec class with the same sizes, so the only difference
 between them is the latent transition. The layout follows the DCGAN-style encoders of latent
-video predictors (Denton & Fergus, 2018, SVG; Jayaraman et al., 2019, "Time-Agnostic
-Prediction"): stride-2 3x3 convolutions halve the frame until it is 4x4, a dense layer maps the
+video predictors (Denton & Fergus, 2018, SVG; Hafner et al., 2019, PlaNet): stride-2 3x3
+convolutions halve the frame until it is 4x4, a dense layer maps the
 flattened features to the latent vector, and the decoder runs the same path backwards with
 stride-2 transposed convolutions and a sigmoid, since Moving MNIST pixels lie in [0, 1].
 """

@@ -8,8 +8,9 @@ rollout on every backend (the target is `clip[:, 1:]`), and `predict` on a longe
 further than training did.
 
 - TAP: a latent predictor whose transition is recurrent (GRU or LSTM cell stepped in closed
-  loop), after the latent-transition predictors of Denton & Fergus (2018, SVG) and Jayaraman et
-  al. (2019, TAP).
+  loop), after the recurrent latent-transition predictors of Denton & Fergus (2018, SVG) and
+  Hafner et al. (2019, PlaNet's RSSM). "TAP" is this project's name for that generic baseline;
+  it is not Jayaraman et al.'s (2019) Time-Agnostic Prediction.
 - H-TAP: the same codec, with the transition replaced by a causal temporal transformer over the
   whole latent history (`temporal_transformer.py`), rolled out with a key/value cache.
 - ConvLSTM (Shi et al., 2015): the pixel-space anchor, in the OpenSTL layout: frames are folded
