@@ -85,7 +85,126 @@ def generic_section(name: str, payload: dict) -> list[str]:
             json.dumps(body, indent=2), "```"]
 
 
-SECTIONS = {"attention": attention_section, "moving_mnist": moving_mnist_section}
+def _threads(machine: dict) -> str:
+    if machine["backend"] == "torch":
+        return f"torch {machine['torch_threads']} intra-op thread(s)"
+    if machine["backend"] == "tensorflow":
+        n = machine.get("tf_intra_op_threads")
+        return f"tensorflow intra-op threads {'default (all cores)' if n == 0 else n}"
+    return machine["backend"]
+
+
+def _plot_rollout(rollout: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label in (("cache", "with key/value cache"), ("no_cache", "recomputing the history")):
+        ax.plot(rollout["positions"][1:], [1e3 * s for s in rollout[key]["seconds_per_frame"][1:]], label=label)
+    ax.set_xlabel("generated frame (position in the sequence)")
+    ax.set_ylabel("time per frame (ms, best of runs)")
+    ax.set_title(f"H-TAP rollout cost per frame (latent transition, batch {rollout['batch_size']})")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def video_section(payload: dict) -> list[str]:
+    rows = [[r["model"], r["frames"], r["batch_size"], f"{r['seconds']:.3f}", f"{r['frames_per_s']:.0f}",
+             f"{r['parameters']:,}"] for r in payload["train"]]
+    roll = payload["rollout"]
+    last = roll["last_frame"]
+    roll_rows = [[label, f"{1e3 * roll[k]['frame_10_s']:.2f}", f"{1e3 * roll[k]['frame_last_s']:.2f}",
+                  f"{roll[k]['ratio_last_to_10']:.2f}x", f"{roll[k]['ratio_last10_to_10_19']:.2f}x",
+                  f"{roll[k]['rollout_latents_s']:.3f}"]
+                 for k, label in (("cache", "with cache"), ("no_cache", "without cache"))]
+    figure = REPORT.parent / "video_rollout.png"
+    _plot_rollout(roll, figure)
+    target = roll["target"]
+    speedup = roll["no_cache"]["rollout_latents_s"] / roll["cache"]["rollout_latents_s"]
+    return [
+        "## Video models: training steps and H-TAP rollout",
+        "",
+        f"Machine: {_machine(payload)}; {_threads(payload['machine'])}. Quick-profile models "
+        f"(`seqattn.experiments.video`), Moving MNIST clips ({payload['digits_source']} digits), one "
+        "`train_on_batch` step, best of a few after a warm-up; frames/s counts the frames of the clips.",
+        "",
+        *_table(["model", "frames", "batch", "s/step", "frames/s", "parameters"], rows),
+        "",
+        f"Rollout of H-TAP's latent transition, batch {roll['batch_size']}, context {roll['context']} "
+        f"(so frames {roll['context'] + 1}..{last} are generated; a step's cost depends only on the history "
+        "length), best per position over several rollouts:",
+        "",
+        *_table(["", "frame 10 (ms)", f"frame {last} (ms)", f"frame {last} / frame 10",
+                 f"frames {last - 9}-{last} / frames 10-19", f"whole `rollout_latents` (s)"], roll_rows),
+        "",
+        f"Target: with the cache, frame {last} costs at most {target['max_ratio_with_cache']}x frame 10: "
+        f"measured {target['measured']:.2f}x ({'met' if target['met'] else 'NOT met'}). The whole "
+        f"`rollout_latents` call is {speedup:.2f}x faster with the cache.",
+        "",
+        f"![H-TAP rollout cost per frame]({figure.name})",
+        "",
+        f"(The figure starts at frame {roll['context'] + 2}: frame {roll['context'] + 1} is the step that "
+        "processes the whole context.)",
+    ]
+
+
+def forecast_section(payload: dict) -> list[str]:
+    train = payload["train"]
+    rows = [[r["model"], f"{r['windows_per_s']:.0f}", f"{1e3 * r['seconds_per_step']:.1f}",
+             f"{r['speed_vs_hybrid']:.2f}x", f"{r['parameters']:,}"] for r in train["rows"]]
+    out = [
+        "## Forecaster training throughput",
+        "",
+        f"Machine: {_machine(payload)}; {_threads(payload['machine'])}. ETTh1 '{train['features']}' "
+        f"({train['channels']} channels, {train['train_windows']} training windows), L={train['lookback']}, "
+        f"H={train['horizon']}, quick-profile models (`seqattn.experiments.forecast`), `train_on_batch` over "
+        f"{train['rows'][0]['steps']} batches of {train['rows'][0]['batch_size']}, best of a few passes.",
+        "",
+        *_table(["model", "windows/s", "ms/step", "speed vs hybrid", "parameters"], rows),
+    ]
+    if "cli" in payload:
+        cli = payload["cli"]
+        out += ["", f"`{cli['command']}` (four models with early stopping, evaluation, MLflow logging): "
+                    f"{cli['wall_s']:.0f} s wall."]
+    return out
+
+
+def backends_section(payload: dict) -> list[str]:
+    variants = list(payload["machines"])
+    rows = []
+    for c in payload["cases"]:
+        row = [c["case"]] + [f"{c['seconds'][v]:.4f}" for v in variants]
+        if "tensorflow_over_torch" in c:
+            row.append(f"{c['tensorflow_over_torch']:.2f}")
+        if "torch_2threads_over_torch" in c:
+            row.append(f"{c['torch_2threads_over_torch']:.2f}")
+        rows.append(row)
+    headers = ["training step"] + [f"{v} (s)" for v in variants]
+    if payload["cases"] and "tensorflow_over_torch" in payload["cases"][0]:
+        headers.append("tensorflow / torch")
+    if payload["cases"] and "torch_2threads_over_torch" in payload["cases"][0]:
+        headers.append("torch 2 threads / 1 thread")
+    threads = "; ".join(f"{v}: {_threads(m)}" for v, m in payload["machines"].items())
+    return [
+        "## Backends: the same training step on torch and tensorflow",
+        "",
+        f"Machine: {_machine(payload)}. Each backend in its own process; models as `seqattn` builds "
+        f"and compiles them (XLA: jit_compile {payload['cases'][0]['jit_compile']}). Threads: "
+        f"{threads}. Seconds per step, best of a few after a warm-up (tensorflow traces its step function "
+        "in the warm-up).",
+        "",
+        *_table(headers, rows),
+    ]
+
+
+SECTIONS = {"attention": attention_section, "moving_mnist": moving_mnist_section, "video": video_section,
+            "forecast": forecast_section, "backends": backends_section}
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHMARKS = ["bench_attention", "bench_moving_mnist"]
+BENCHMARKS = ["bench_attention", "bench_moving_mnist", "bench_video", "bench_forecast", "bench_backends"]
 
 
 def main(argv=None) -> None:
@@ -11,7 +11,7 @@ def main(argv=None) -> None:
     for name in names:
         print(f"== {name}", flush=True)
         module = importlib.import_module(f"benchmarks.{name}")
-        module.main([]) if name == "bench_attention" else module.main()
+        module.main([])  # defaults, not run_all's own arguments
     importlib.import_module("benchmarks.report").main()
 
 

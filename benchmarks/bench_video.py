@@ -1,0 +1,163 @@
+"""Video models: training throughput of TAP, H-TAP and ConvLSTM, and H-TAP's rollout cost per frame.
+
+- train: one optimiser step (`train_on_batch`) on Moving MNIST clips of 20 and 100 frames, batch
+  and model sizes of the quick profile (`seqattn.experiments.video`, built with its `build_model`),
+  best of a few steps after a warm-up step; frames/s counts the clip frames of the batch.
+- rollout: the time of each generated frame against its position, H-TAP with and without the
+  key/value cache, the latent transition alone (the decoder runs once over all latents at the
+  end, so it does not depend on the position). The loop is `HTAP.rollout_latents`'s, with a clock
+  around every step. A step's cost depends only on the length of the history it reads, so the
+  context is 2 frames here, which makes frames 3..100 single steps (the quick profile observes 10;
+  its frame p costs what frame p costs here). Best of several rollouts per position. The target
+  of tracker issue 6: with the cache, frame 100 costs at most 1.2x frame 10.
+  As a check on the instrumented loop, `rollout_latents` itself is timed whole, both ways.
+Torch runs with the project's thread policy (`seqattn.backend.limit_torch_threads`), as users get it.
+
+Run: `python -m benchmarks.bench_video [--lengths 20 100] [--repeats 2] [--rollouts 7]`.
+"""
+
+import argparse
+import contextlib
+import os
+import time
+
+from seqattn.backend import limit_torch_threads, select_backend
+
+select_backend(os.environ.get("KERAS_BACKEND", "torch"))
+limit_torch_threads()
+# torch_threads in the machine record is what this policy left; OMP_NUM_THREADS overrides it
+THREADS = {"omp_num_threads": os.environ.get("OMP_NUM_THREADS") or None,
+           "thread_policy": "seqattn.backend.limit_torch_threads"}
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import ops  # noqa: E402
+
+from benchmarks.common import best_time, machine_info, write_results  # noqa: E402
+from seqattn.data.mnist import load_mnist, split_pools  # noqa: E402
+from seqattn.data.moving_mnist import generate  # noqa: E402
+from seqattn.experiments.video import MODEL_NAMES, PROFILES, build_model  # noqa: E402
+
+TARGET_RATIO = 1.2  # frame 100 / frame 10 with the cache, from tracker issue 6
+ROLLOUT_CONTEXT = 2
+
+
+def inference():
+    """No autograd bookkeeping during rollout, as `model.predict` runs it."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
+def clips(pool: np.ndarray, batch: int, length: int) -> np.ndarray:
+    return generate(pool, batch, length=length, seed=0)[..., None].astype(np.float32) / 255  # (B, T, 64, 64, 1)
+
+
+def bench_train(pool: np.ndarray, lengths, repeats: int, models) -> list[dict]:
+    config = PROFILES["quick"]
+    rows = []
+    for length in lengths:
+        x = clips(pool, config.batch_size, length)
+        for name in models:
+            keras.utils.set_random_seed(0)
+            model = build_model(name, config)
+            seconds = best_time(lambda: model.train_on_batch(x, x[:, 1:]), repeats=repeats)
+            frames = config.batch_size * length
+            rows.append({"model": name, "frames": length, "batch_size": config.batch_size, "seconds": seconds,
+                         "frames_per_s": frames / seconds, "clips_per_s": config.batch_size / seconds,
+                         "parameters": int(model.count_params())})
+            print(f"train {name:8s} {length:3d} frames: {seconds:.3f} s/step, {frames / seconds:7.1f} frames/s",
+                  flush=True)
+    return rows
+
+
+def timed_rollout(model, latents, horizon: int, use_cache: bool) -> list[float]:
+    """`HTAP.rollout_latents` with a clock around every step: seconds of each generated frame,
+    frames context+1 .. context+horizon in order."""
+    seconds = []
+    start = time.perf_counter()
+    y, cache, _ = model.transformer.extend(model.embed(latents))  # y (B, C, d)
+    predicted = latents + model.head(y)  # (B, C, D)
+    ops.convert_to_numpy(predicted)
+    seconds.append(time.perf_counter() - start)
+    history = None if use_cache else ops.concatenate([latents, predicted[:, -1:]], axis=1)  # (B, C + 1, D)
+    z = predicted[:, -1:]  # (B, 1, D)
+    for _ in range(horizon - 1):
+        start = time.perf_counter()
+        if use_cache:
+            y, cache, _ = model.transformer.extend(model.embed(z), cache)  # y (B, 1, d)
+        else:
+            y, _, _ = model.transformer.extend(model.embed(history))
+            y = y[:, -1:]
+        z = z + model.head(y)  # (B, 1, D)
+        if not use_cache:
+            history = ops.concatenate([history, z], axis=1)
+        ops.convert_to_numpy(z)  # the step is done when its latent can be read
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def bench_rollout(length: int, rollouts: int) -> dict:
+    config = PROFILES["quick"]
+    batch = config.eval_batch_size
+    keras.utils.set_random_seed(0)
+    model = build_model("htap", config)
+    rng = np.random.default_rng(0)
+    latents = ops.convert_to_tensor(rng.standard_normal((batch, ROLLOUT_CONTEXT, config.latent_dim), dtype=np.float32))
+    horizon = length - ROLLOUT_CONTEXT
+    positions = list(range(ROLLOUT_CONTEXT + 1, length + 1))  # generated frames
+    out = {"batch_size": batch, "context": ROLLOUT_CONTEXT, "last_frame": length, "positions": positions}
+    with inference():
+        for use_cache in (True, False):
+            key = "cache" if use_cache else "no_cache"
+            timed_rollout(model, latents, horizon, use_cache)  # warm-up
+            runs = np.array([timed_rollout(model, latents, horizon, use_cache) for _ in range(rollouts)])
+            best = runs.min(axis=0)  # (positions,)
+            at = {p: float(best[positions.index(p)]) for p in (10, length)}
+            window = lambda lo, hi: float(best[positions.index(lo) : positions.index(hi) + 1].mean())  # noqa: E731
+            whole = best_time(lambda: ops.convert_to_numpy(
+                model.rollout_latents(latents, horizon, use_cache=use_cache)), repeats=3)
+            out[key] = {
+                "seconds_per_frame": best.tolist(),
+                "frame_10_s": at[10], "frame_last_s": at[length],
+                "ratio_last_to_10": at[length] / at[10],
+                # less sensitive to one noisy step: frames length-9..length against 10..19
+                "ratio_last10_to_10_19": window(length - 9, length) / window(10, 19),
+                "instrumented_total_s": float(best.sum()),
+                "rollout_latents_s": whole,
+            }
+            print(f"rollout {key:8s}: frame 10 {1e3 * at[10]:.2f} ms, frame {length} {1e3 * at[length]:.2f} ms, "
+                  f"ratio {at[length] / at[10]:.2f}; whole rollout_latents {whole:.3f} s", flush=True)
+    ratio = out["cache"]["ratio_last_to_10"]
+    out["target"] = {"max_ratio_with_cache": TARGET_RATIO, "measured": ratio, "met": ratio <= TARGET_RATIO}
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[20, 100], help="training clip lengths")
+    parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
+    parser.add_argument("--repeats", type=int, default=2, help="timed training steps per case (after one warm-up)")
+    parser.add_argument("--rollout-length", type=int, default=100)
+    parser.add_argument("--rollouts", type=int, default=7, help="timed rollouts; the best per position counts")
+    parser.add_argument("--name", default="video", help="results file stem (benchmarks/results/<name>.json)")
+    args = parser.parse_args(argv)
+
+    digits = load_mnist()
+    train_pool, _ = split_pools(digits)
+    payload = {"machine": machine_info() | THREADS, "digits_source": digits.source, "profile": "quick",
+               "config": {k: getattr(PROFILES["quick"], k) for k in (
+                   "batch_size", "context", "latent_dim", "codec_filters", "d_model", "num_layers", "num_heads",
+                   "ff_dim", "rnn", "convlstm_filters", "convlstm_kernel", "loss", "eval_batch_size")}}
+    payload["train"] = bench_train(train_pool, args.lengths, args.repeats, args.models)
+    payload["rollout"] = bench_rollout(args.rollout_length, args.rollouts)
+    target = payload["rollout"]["target"]
+    print(f"target frame {args.rollout_length} <= {TARGET_RATIO}x frame 10 with the cache: "
+          f"{target['measured']:.2f}x, {'met' if target['met'] else 'NOT met'}")
+    print(f"wrote {write_results(args.name, payload)}")
+
+
+if __name__ == "__main__":
+    main()
