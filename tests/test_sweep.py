@@ -80,8 +80,11 @@ def test_two_child_processes_run_in_parallel_under_one_parent_and_are_gathered_f
     assert {c["status"] for c in children} == {"FINISHED"}
     assert {c["run_name"] for c in children} == {"child-0", "child-1"}
     assert sweep.gather("attention", parent.info.run_id, uri) == children  # by id as by name
-    assert sweep.summarise(children) == {"loss": {"mean": 0.75, "std": 0.25, "n": 2},
-                                         "score": {"mean": 10.5, "std": 0.5, "n": 2}}
+    # sample std (ddof=1) of two values a, b is |a - b| / sqrt(2)
+    summary = sweep.summarise(children)
+    assert summary["loss"] == pytest.approx({"mean": 0.75, "std": 0.5 / 2**0.5, "n": 2})
+    assert summary["score"] == pytest.approx({"mean": 10.5, "std": 1 / 2**0.5, "n": 2})
+    assert set(summary) == {"loss", "score"}
 
 
 def test_start_run_attaches_only_new_top_level_runs_to_the_parent(store, monkeypatch):
@@ -122,12 +125,12 @@ def test_sweep_command_marks_the_parent_failed_when_a_child_fails_and_logs_what_
     parent = mlflow.search_runs(experiment_names=["seqattn-part1-attention"], output_format="list",
                                 filter_string="attributes.run_name = 'failing'")[0]
     assert parent.info.status == "FAILED"
-    assert parent.data.metrics == pytest.approx({"score_mean": 11.0, "score_std": 1.0,
-                                                 "loss_mean": 2 / 3, "loss_std": 1 / 3})
+    assert parent.data.metrics == pytest.approx({"score_mean": 11.0, "score_std": 2 / 2**0.5,
+                                                 "loss_mean": 2 / 3, "loss_std": (2 / 3) / 2**0.5})
     gathered = json.loads((tmp_path / "sweeps" / "failing" / "sweep.json").read_text())
     assert gathered["exit_codes"] == {"seed0": 0, "seed1": 3, "seed2": 0}
     assert [c["label"] for c in gathered["children"]] == ["seed0", "seed2"]
-    assert "| score | 11 | 1 | 2 |" in (tmp_path / "sweeps" / "failing" / "sweep.md").read_text()
+    assert "| score | 11 | 1.414 | 2 |" in (tmp_path / "sweeps" / "failing" / "sweep.md").read_text()
 
 
 def test_run_children_keeps_each_childs_log_and_exit_code(tmp_path, monkeypatch):

@@ -33,7 +33,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from seqattn import tracking, training
+from seqattn import distributed, tracking, training
 from seqattn.data import mnist, moving_mnist
 from seqattn.errors import ConfigError
 from seqattn.io import atomic_path, ensure_writable_dir, environment_info, write_json_atomic
@@ -305,14 +305,16 @@ def train_and_evaluate(name: str, seed: int, config: VideoConfig, train_pool: np
             info = json.loads((state_dir / "train.json").read_text())
         else:
             keras.utils.set_random_seed(seed)
-            model = build_model(name, config)
+            context = distributed.current()  # --distribute: replicas share global batches
+            with context.scope():
+                model = build_model(name, config)
             clips = moving_mnist.SequenceBatches(
                 train_pool, config.batch_size, config.steps_per_epoch,
                 length=config.context + config.train_horizon, n_digits=config.n_digits, seed=seed,
             )
             started = time.time()
             history = training.fit(
-                model, NextFrameBatches(clips), epochs=config.epochs, state_dir=state_dir, seed=seed,
+                model, context.shard(NextFrameBatches(clips)), epochs=config.epochs, state_dir=state_dir, seed=seed,
                 callbacks=[clips.epoch_callback()], shuffle=False, verbose=1 if sys.stdout.isatty() else 2,
             )
             info = {
