@@ -197,7 +197,8 @@ class ScaledDotProductAttention(keras.layers.Layer):
         causal: let query i attend only to keys at positions <= i (aligned bottom-right).
         dropout: rate of dropout on the attention weights, applied only when training.
         memory_efficient: compute by online softmax over chunks; weights cannot be returned.
-        query_chunk_size, key_chunk_size: block sizes of the memory-efficient path.
+        query_chunk_size, key_chunk_size: block sizes of the memory-efficient path; the
+            defaults were the fastest in `benchmarks/bench_attention.py --tune` on a 2-core CPU.
         seed: seed of the dropout noise.
     """
 
@@ -206,8 +207,8 @@ class ScaledDotProductAttention(keras.layers.Layer):
         causal: bool = False,
         dropout: float = 0.0,
         memory_efficient: bool = False,
-        query_chunk_size: int = 1024,
-        key_chunk_size: int = 1024,
+        query_chunk_size: int = 256,
+        key_chunk_size: int = 512,
         seed: int | None = None,
         **kwargs,
     ):
@@ -304,8 +305,8 @@ class MultiHeadAttention(keras.layers.Layer):
         output_dim: int | None = None,
         causal: bool = False,
         memory_efficient: bool = False,
-        query_chunk_size: int = 1024,
-        key_chunk_size: int = 1024,
+        query_chunk_size: int = 256,
+        key_chunk_size: int = 512,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         seed: int | None = None,
