@@ -66,10 +66,12 @@ def bench_cli() -> dict:
     command = [shutil.which("seqattn") or "seqattn", "forecast", "--profile", "quick"]
     with tempfile.TemporaryDirectory() as folder:
         full = command + ["--out", str(Path(folder) / "out"),
-                          "--tracking-uri", (Path(folder) / "mlruns").as_uri()]
+                          "--tracking-uri", f"sqlite:///{Path(folder) / 'mlflow.db'}"]
         start = time.perf_counter()
-        subprocess.run(full, check=True, capture_output=True, text=True, env=os.environ.copy())
+        done = subprocess.run(full, capture_output=True, text=True, env=os.environ.copy())
         seconds = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
     print(f"cli {' '.join(command)}: {seconds:.0f} s wall", flush=True)
     return {"command": " ".join(command), "wall_s": seconds,
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS") or None}

@@ -13,7 +13,7 @@
   As a check on the instrumented loop, `rollout_latents` itself is timed whole, both ways.
 Torch runs with the project's thread policy (`seqattn.backend.limit_torch_threads`), as users get it.
 
-Run: `python -m benchmarks.bench_video [--lengths 20 100] [--repeats 2] [--rollouts 7]`.
+Run: `python -m benchmarks.bench_video [--lengths 20 100] [--repeats 3] [--rollouts 7]`.
 """
 
 import argparse
@@ -139,7 +139,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[20, 100], help="training clip lengths")
     parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
-    parser.add_argument("--repeats", type=int, default=2, help="timed training steps per case (after one warm-up)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed training steps per case (after one warm-up)")
     parser.add_argument("--rollout-length", type=int, default=100)
     parser.add_argument("--rollouts", type=int, default=7, help="timed rollouts; the best per position counts")
     parser.add_argument("--name", default="video", help="results file stem (benchmarks/results/<name>.json)")
