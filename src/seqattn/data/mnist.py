@@ -18,6 +18,7 @@ import gzip
 import logging
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def _read_bytes(path: Path) -> bytes:
         return raw
     try:
         return gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, zlib.error) as err:  # zlib.error: a corrupt deflate stream
         raise DataError(f"MNIST file {str(path)!r} is not a complete gzip file ({err})") from None
 
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import warnings
+import zipfile
 from pathlib import Path
 
 import keras
@@ -216,7 +217,7 @@ def load_sequences(
             f"sequence file {str(path)!r} cannot be read without pickle ({err}); expected a plain "
             f"numeric .npy array"
         ) from None
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zipfile.BadZipFile) as err:  # PK magic: np.load tries a zip archive
         raise DataError(f"sequence file {str(path)!r} is not a readable .npy file ({err})") from None
     if not isinstance(array, np.ndarray):  # np.load returns an NpzFile for .npz archives
         raise DataError(f"sequence file {str(path)!r} is not a .npy array")
