@@ -16,6 +16,7 @@ IDX format: Y. LeCun, C. Cortes, C. Burges, "The MNIST database of handwritten d
 
 import gzip
 import logging
+import math
 import warnings
 import zipfile
 import zlib
@@ -85,7 +86,7 @@ def read_idx(path: str | Path, magic: int) -> np.ndarray:
             f"({header} bytes)"
         )
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(n_dims))
-    expected = header + int(np.prod(dims))
+    expected = header + math.prod(dims)  # exact: np.prod wraps at 2**64 and let (2**22, 2**21, 2**21) pass
     if len(data) != expected:
         raise DataError(
             f"MNIST file {str(path)!r} has {len(data)} bytes, expected {expected} for {kind} of shape "
