@@ -111,18 +111,27 @@ def parse_arguments(argv: list[str], make_parser) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def exit_code(prog: str, work) -> int:
+    """Run `work()`; a user error becomes one line on stderr and exit 1, Ctrl-C exit 130."""
     try:
-        args = parse_arguments(argv, build_parser)
-        run_part(args.part, args)
+        work()
     except SeqattnError as err:
-        print(f"seqattn: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("seqattn: interrupted; rerun the same command to resume from the last epoch", file=sys.stderr)
+        print(f"{prog}: interrupted; rerun the same command to resume from the last epoch", file=sys.stderr)
         return 130
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def work():
+        args = parse_arguments(argv, build_parser)
+        run_part(args.part, args)
+
+    return exit_code("seqattn", work)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from seqattn import cli
-from seqattn.errors import SeqattnError
 
 
 def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
@@ -41,7 +40,8 @@ def part_arguments(part: str, study_args: argparse.Namespace) -> argparse.Namesp
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def work():
         args = cli.parse_arguments(argv, build_parser)
         started = time.time()
         for part in args.parts:
@@ -52,10 +52,5 @@ def main(argv: list[str] | None = None) -> int:
             table = Path(args.out) / part / "results.md"
             if table.is_file():
                 print(f"\n{table.read_text()}")
-    except SeqattnError as err:
-        print(f"sequence_attention: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("sequence_attention: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-    return 0
+
+    return cli.exit_code("sequence_attention", work)

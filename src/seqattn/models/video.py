@@ -46,6 +46,12 @@ def _check_clip(frames, context: int, frame_size: int, channels: int) -> None:
         raise ValueError(f"a clip of {t} frames leaves nothing to predict after context={context}")
 
 
+def _next_frames_shape(clip_shape):
+    """(B, T, H, W, C) clip -> (B, T - 1, H, W, C): every model predicts frames 2..T."""
+    t = None if clip_shape[1] is None else clip_shape[1] - 1
+    return (clip_shape[0], t, *clip_shape[2:])
+
+
 class _LatentPredictor(keras.Model):
     """Shared codec and the clip -> next-frame contract; subclasses define the transition."""
 
@@ -87,8 +93,7 @@ class _LatentPredictor(keras.Model):
         return self.decode(predicted)  # (B, T - 1, H, W, C)
 
     def compute_output_shape(self, input_shape):
-        t = None if input_shape[1] is None else input_shape[1] - 1
-        return (input_shape[0], t, *input_shape[2:])
+        return _next_frames_shape(input_shape)
 
     def get_config(self):
         return {
@@ -329,8 +334,7 @@ class ConvLSTMPredictor(keras.Model):
         return _unfold(ops.concatenate(steps, axis=1), self.patch_size, self.channels)  # (B, T - 1, H, W, C)
 
     def compute_output_shape(self, input_shape):
-        t = None if input_shape[1] is None else input_shape[1] - 1
-        return (input_shape[0], t, *input_shape[2:])
+        return _next_frames_shape(input_shape)
 
     def get_config(self):
         return {
