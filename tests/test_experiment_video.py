@@ -2,12 +2,14 @@
 evaluating a saved checkpoint on sequence files a user brings."""
 
 import json
+from dataclasses import replace
 
 import mlflow
 import numpy as np
 import pytest
 
 from seqattn import cli
+from seqattn.experiments.video import PROFILES, _config_tag, build_model, resolve_config
 
 TINY = ["--epochs", "1", "--train-sequences", "8", "--batch-size", "4", "--test-sequences", "3",
         "--context", "4", "--horizon", "2", "--eval-length", "12"]
@@ -95,3 +97,23 @@ def test_bad_options_fail_with_one_clear_line(isolated, capsys):
     assert "needs --checkpoint" in capsys.readouterr().err
     assert _run(isolated, "evaluate", "--checkpoint", str(isolated / "none.keras"), "--test-set", "x.npy") == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_skip_features_leave_the_cache_tags_of_existing_configs_alone():
+    # Computed with `_config_tag` before VideoConfig had `skip_features` (commit afa3964): models
+    # cached under these folders by earlier runs must still be found.
+    before = {"quick": {"tap": "67955b8c", "htap": "71197920", "convlstm": "8fa6a0a7"},
+              "paper": {"tap": "a4693259", "htap": "c9e2aa25", "convlstm": "966bbbfb"}}
+    for profile, tags in before.items():
+        assert {name: _config_tag(name, PROFILES[profile]) for name in tags} == tags, profile
+    with_skips = replace(PROFILES["quick"], skip_features=True)
+    assert _config_tag("htap", with_skips) != before["quick"]["htap"]
+
+
+def test_skip_features_option_reaches_the_models():
+    for extra, expected in (([], False), (["--skip-features"], True)):
+        args = cli.parse_arguments(["video", "--context", "3", "--horizon", "2", *extra], cli.build_parser)
+        config = resolve_config(args)
+        assert config.skip_features is expected
+        for name in ("tap", "htap"):
+            assert build_model(name, config).skip_features is expected, name

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from seqattn.models.frame_codec import FrameDecoder, FrameEncoder
 from seqattn.models.temporal_transformer import CausalTemporalTransformer, TemporalBlock, alibi_slopes
 from seqattn.models.video import (
     HTAP, TAP, ConvLSTMPredictor, _fold, _unfold, matched_rnn_units, rnn_transition_params,
@@ -176,3 +177,113 @@ def test_models_save_and_load_with_equal_outputs(tmp_path):
         loaded = keras.models.load_model(path, safe_mode=True)
         assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
         np.testing.assert_allclose(_np(loaded(x)), _np(model(x)), atol=1e-6, err_msg=model.name)
+
+
+# ----------------------------------------------------------------------------- skip features (SVG)
+
+
+def _skip_models(skip_features: bool):
+    units = matched_rnn_units(transformer_transition_params(16, 16, 2, 32), 16, "gru")
+    tap = TAP(rnn="gru", units=units, name="tap", skip_features=skip_features, **SMALL)
+    htap = HTAP(d_model=16, num_layers=2, num_heads=2, ff_dim=32, name="htap", skip_features=skip_features, **SMALL)
+    return tap, htap
+
+
+def test_encoder_returns_one_skip_map_per_level():
+    encoder = FrameEncoder(latent_dim=16, filters=(4, 6, 8, 8), skip_features=True)
+    latents, skips = encoder(np.zeros((3, 64, 64, 1), "float32"))
+    assert latents.shape == (3, 16)
+    expected = [(3, 32, 32, 4), (3, 16, 16, 6), (3, 8, 8, 8), (3, 4, 4, 8)]
+    assert [tuple(s.shape) for s in skips] == expected
+    assert encoder.compute_output_shape((3, 64, 64, 1)) == ((3, 16), expected)
+    decoder = FrameDecoder(filters=(4, 6, 8, 8), skip_features=True)
+    assert tuple(decoder(latents, skips).shape) == (3, 64, 64, 1)
+    with pytest.raises(ValueError, match="skip_features=True"):
+        decoder(latents)
+
+
+@pytest.mark.parametrize("length", [4, 6])  # horizon 1 (nothing repeated) and 3
+def test_skip_features_keep_the_output_shapes(length):
+    x = _clip(length=length)
+    for plain, skipped in zip(_skip_models(False), _skip_models(True)):
+        y = _np(skipped(x))
+        assert y.shape == _np(plain(x)).shape == (2, length - 1, 64, 64, 1), skipped.name
+        assert y.min() >= 0.0 and y.max() <= 1.0, skipped.name
+
+
+@pytest.mark.parametrize("skip_features", [False, True])
+def test_skips_bring_the_last_observed_frame_past_a_fixed_latent(skip_features):
+    """With the transition's output held fixed, only the skip path can carry frame 3 (the last of
+    context=3) to the decoder: it must change predictions 3..5 (frames 4-6) and nothing before."""
+    x = _clip()
+    changed = x.copy()
+    changed[:, 2] = 1.0 - changed[:, 2]
+    fixed = ops.convert_to_tensor(np.random.default_rng(5).normal(size=(2, 5, 16)).astype("float32"))
+    for model in _skip_models(skip_features):
+        model.build(x.shape)
+        model.rollout_latents = lambda latents, horizon, training=None: fixed  # (B, C + horizon - 1, D)
+        y, y_changed = _np(model(x)), _np(model(changed))
+        if not skip_features:
+            np.testing.assert_array_equal(y, y_changed, err_msg=model.name)
+            continue
+        # frames 2 and 3 are predicted from frames 1 and 2, and decode with their maps
+        np.testing.assert_array_equal(y[:, :2], y_changed[:, :2], err_msg=model.name)
+        assert np.abs(y[:, 2:] - y_changed[:, 2:]).max(axis=(2, 3, 4)).min() > 1e-4, model.name
+
+
+def test_skip_gradient_reaches_the_decoder_through_the_skip_channels():
+    """The loss depends on the kernel rows that read the skip channels of every transposed conv."""
+    x = _clip()
+    for model in _skip_models(True):
+        model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse", run_eagerly=True)
+        model.build(x.shape)
+        before = [_np(d.kernel) for d in model.decoder.deconvs]
+        model.train_on_batch(x, x[:, 1:])
+        for i, (deconv, old) in enumerate(zip(model.decoder.deconvs, before)):
+            # Conv2DTranspose kernel: (k, k, out, in); the last input channels are the skip's
+            skip_rows = slice(old.shape[-1] - model.filters[-1 - i], None)
+            assert np.abs(_np(deconv.kernel)[..., skip_rows] - old[..., skip_rows]).max() > 0, (model.name, i)
+
+
+def test_skips_off_keep_the_parameter_counts_and_on_stay_matched():
+    # Counted at the default sizes before skip features existed (commit afa3964).
+    before = {"tap": (682_890, 191_424, 192_257), "htap": (681_921, 191_424, 192_257)}
+    # Skips widen the input of every transposed conv by the encoder's channels at its resolution.
+    extra = 3 * 3 * (64 * 64 + 64 * 32 + 32 * 16 + 16 * 1)
+    for skip_features in (False, True):
+        htap = HTAP(latent_dim=128, d_model=128, num_layers=2, num_heads=4, ff_dim=256, skip_features=skip_features)
+        units = matched_rnn_units(transformer_transition_params(128, 128, 2, 256), 128, "gru")
+        tap = TAP(rnn="gru", units=units, latent_dim=128, skip_features=skip_features)
+        for model, name in ((tap, "tap"), (htap, "htap")):
+            model.build((None, 20, 64, 64, 1))
+            total, encoder, decoder = before[name]
+            added = extra if skip_features else 0
+            assert (model.count_params(), model.encoder.count_params(), model.decoder.count_params()) == (
+                total + added, encoder, decoder + added), (name, skip_features)
+        assert abs(tap.count_params() / htap.count_params() - 1) < 0.10
+
+
+def test_skip_models_save_and_load_with_identical_predictions(tmp_path):
+    x = _clip()
+    for model in _skip_models(True):
+        model.compile(optimizer="adam", loss="mse", run_eagerly=True)
+        model.fit(x, x[:, 1:], epochs=1, batch_size=2, verbose=0)
+        path = tmp_path / f"{model.name}.keras"
+        model.save(path)
+        loaded = keras.models.load_model(path, safe_mode=True)
+        assert loaded.skip_features and loaded.encoder.skip_features and loaded.decoder.skip_features
+        assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+        np.testing.assert_array_equal(_np(loaded(x)), _np(model(x)), err_msg=model.name)
+
+
+def test_htap_with_skips_rolls_out_the_same_with_and_without_the_cache():
+    htap = _skip_models(True)[1]
+    x = _clip(length=3 + 20)
+    htap.build(x.shape)
+    cached = _np(htap(x))
+    full_rollout = htap.rollout_latents
+    htap.rollout_latents = lambda latents, horizon, training=None: full_rollout(
+        latents, horizon, training=training, use_cache=False)
+    recomputed = _np(htap(x))
+    assert cached.shape == (2, 22, 64, 64, 1)
+    np.testing.assert_allclose(cached, recomputed, atol=1e-5)

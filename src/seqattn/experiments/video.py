@@ -75,6 +75,7 @@ class VideoConfig:
     # codec shared by TAP and H-TAP
     latent_dim: int = 128
     codec_filters: tuple = (16, 32, 64, 64)
+    skip_features: bool = False  # decoder also sees the last observed frame's encoder maps (SVG)
     # H-TAP transition; TAP's state size is chosen to match its parameter count
     d_model: int = 128
     num_layers: int = 2
@@ -124,6 +125,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames rolled out in training (default 10: 10 -> 10 clips)")
     parser.add_argument("--eval-length", type=int, default=None,
                         help="frames per test sequence, context included (default 100: 10 -> 90)")
+    parser.add_argument("--skip-features", action="store_true", default=None,
+                        help="TAP and H-TAP decode with the encoder's feature maps of the last observed frame")
     parser.add_argument("--mnist", default=None, help="MNIST IDX folder/file or mnist.npz (default: data folder)")
     parser.add_argument("--checkpoint", default=None, help="evaluate: a saved TAP/H-TAP/ConvLSTM .keras model")
     parser.add_argument("--test-set", default=None, help="evaluate: a .npy sequence file")
@@ -150,6 +153,7 @@ def resolve_config(args: argparse.Namespace) -> VideoConfig:
         "train_horizon": args.horizon,
         "eval_length": args.eval_length,
         "seeds": tuple(args.seeds) if args.seeds else None,
+        "skip_features": getattr(args, "skip_features", None),
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.train_sequences is not None:
@@ -167,7 +171,8 @@ def resolve_config(args: argparse.Namespace) -> VideoConfig:
 
 
 def build_model(name: str, config: VideoConfig) -> keras.Model:
-    codec = dict(context=config.context, latent_dim=config.latent_dim, filters=config.codec_filters)
+    codec = dict(context=config.context, latent_dim=config.latent_dim, filters=config.codec_filters,
+                 skip_features=config.skip_features)
     if name == "htap":
         model = HTAP(d_model=config.d_model, num_layers=config.num_layers, num_heads=config.num_heads,
                      ff_dim=config.ff_dim, name="htap", **codec)
@@ -288,6 +293,8 @@ def _config_tag(name: str, config: VideoConfig) -> str:
     fields = asdict(config)
     for shared in ("models", "seeds", "test_sequences", "eval_batch_size", "attention_sequences", "eval_length"):
         fields.pop(shared)
+    if not fields["skip_features"]:
+        fields.pop("skip_features")  # added later: models trained before it keep their tag
     return hashlib.sha256(json.dumps([name, fields], sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

@@ -21,6 +21,13 @@ re-encoded predicted frame. Each transition step predicts a residual, z_{t+1} = 
 decoder turns every predicted latent into a frame at the end, in one batch. Feeding latents back
 keeps the rollout cheap (no encoder pass per step) and trains the transition on its own outputs
 through the whole horizon, so no scheduled sampling is needed.
+
+Skip features (`skip_features=True`, off by default; Denton & Fergus, 2018, SVG): the decoder also
+takes the encoder's feature maps of the newest observed frame, content from the last ground-truth
+frame and dynamics from the latent transition, so static appearance need not pass through the
+latent. A one-step prediction inside the context (frame t+1, t < context) takes the maps of frame
+t, the frame it is predicted from; every rollout frame after the context takes the maps of the
+last observed frame, `context`. Both latent predictors get the skips through the shared codec.
 """
 
 import math
@@ -56,7 +63,7 @@ class _LatentPredictor(keras.Model):
     """Shared codec and the clip -> next-frame contract; subclasses define the transition."""
 
     def __init__(self, context: int = 10, latent_dim: int = 128, filters=(16, 32, 64, 64),
-                 frame_size: int = 64, channels: int = 1, **kwargs):
+                 frame_size: int = 64, channels: int = 1, skip_features: bool = False, **kwargs):
         super().__init__(**kwargs)
         if int(context) < 1:
             raise ValueError(f"context must be a positive integer; got {context}")
@@ -65,32 +72,50 @@ class _LatentPredictor(keras.Model):
         self.filters = tuple(int(f) for f in filters)
         self.frame_size = int(frame_size)
         self.channels = int(channels)
-        self.encoder = FrameEncoder(latent_dim, filters, frame_size, name="encoder")
-        self.decoder = FrameDecoder(filters, frame_size, channels, name="decoder")
+        self.skip_features = bool(skip_features)
+        self.encoder = FrameEncoder(latent_dim, filters, frame_size, skip_features, name="encoder")
+        self.decoder = FrameDecoder(filters, frame_size, channels, skip_features, name="decoder")
 
     def build(self, input_shape=None):
         self.encoder.build((None, self.frame_size, self.frame_size, self.channels))
         self.decoder.build((None, self.latent_dim))
         self._build_transition()
 
-    def encode(self, frames):
-        """(B, T, H, W, C) -> (B, T, D)."""
+    def encode(self, frames, return_skips: bool = False):
+        """(B, T, H, W, C) -> (B, T, D); with return_skips (needs skip_features), also the
+        encoder's feature maps, high to low resolution, each (B, T, h, w, f)."""
         t = frames.shape[1]
         flat = ops.reshape(frames, (-1, self.frame_size, self.frame_size, self.channels))  # (B*T, H, W, C)
-        return ops.reshape(self.encoder(flat), (-1, t, self.latent_dim))  # (B, T, D)
+        encoded = self.encoder(flat)
+        latents, skips = encoded if self.skip_features else (encoded, None)  # (B*T, D), L x (B*T, h, w, f)
+        latents = ops.reshape(latents, (-1, t, self.latent_dim))  # (B, T, D)
+        if not return_skips:
+            return latents
+        if skips is None:
+            raise ValueError("encode(return_skips=True) needs a model built with skip_features=True")
+        return latents, [ops.reshape(s, (-1, t, *s.shape[1:])) for s in skips]  # L x (B, T, h, w, f)
 
-    def decode(self, latents):
-        """(B, T, D) -> (B, T, H, W, C)."""
+    def decode(self, latents, skips=None):
+        """(B, T, D) latents, and with skip_features their skips L x (B, T, h, w, f) -> (B, T, H, W, C)."""
         t = latents.shape[1]
-        frames = self.decoder(ops.reshape(latents, (-1, self.latent_dim)))  # (B*T, H, W, C)
+        flat = ops.reshape(latents, (-1, self.latent_dim))  # (B*T, D)
+        if self.skip_features:
+            frames = self.decoder(flat, [ops.reshape(s, (-1, *s.shape[2:])) for s in skips])  # (B*T, H, W, C)
+        else:
+            frames = self.decoder(flat)  # (B*T, H, W, C)
         return ops.reshape(frames, (-1, t, self.frame_size, self.frame_size, self.channels))
 
     def call(self, frames, training=None):
         _check_clip(frames, self.context, self.frame_size, self.channels)
         horizon = frames.shape[1] - self.context
-        latents = self.encode(frames[:, : self.context])  # (B, C, D)
+        observed = frames[:, : self.context]  # (B, context, H, W, C)
+        latents, skips = self.encode(observed, return_skips=True) if self.skip_features else (self.encode(observed), None)
         predicted = self.rollout_latents(latents, horizon, training=training)  # (B, C + horizon - 1, D)
-        return self.decode(predicted)  # (B, T - 1, H, W, C)
+        if skips is not None and horizon > 1:
+            # Prediction k (frame k + 2) decodes with the maps of frame min(k + 1, C): the frame it
+            # is predicted from inside the context, the last observed frame for the whole rollout.
+            skips = [ops.concatenate([s, ops.repeat(s[:, -1:], horizon - 1, axis=1)], axis=1) for s in skips]
+        return self.decode(predicted, skips)  # (B, T - 1, H, W, C)
 
     def compute_output_shape(self, input_shape):
         return _next_frames_shape(input_shape)
@@ -103,6 +128,7 @@ class _LatentPredictor(keras.Model):
             "filters": list(self.filters),
             "frame_size": self.frame_size,
             "channels": self.channels,
+            "skip_features": self.skip_features,
         }
 
     @classmethod
