@@ -1,8 +1,10 @@
-"""Command line: `seqattn <part> [options]`, one sub-command per part of the study.
+"""Command line: `seqattn <part> [options]`, one sub-command per part of the study, and
+`seqattn ui`, the MLflow UI on the project's tracking store.
 
 The backend is read from argv before anything imports keras, because Keras fixes its backend at
 import time. Each part lives in `seqattn.experiments.<part>` and provides `add_arguments(parser)`,
-`run(args) -> dict` and a one-line `DESCRIPTION`.
+`run(args) -> dict` and a one-line `DESCRIPTION`. Options are checked when parsed or before any
+data is read, so a bad one costs a second, not a training run.
 """
 
 import argparse
@@ -20,6 +22,31 @@ PARTS = {
     "video": "Part 3: Moving MNIST over 100 frames, TAP vs H-TAP vs ConvLSTM",
 }
 PROFILES = ("quick", "paper", "full")
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # as seqattn.tracking
+UI_DESCRIPTION = "the MLflow UI on the project's tracking store (runs of every part)"
+MAX_SEED = 2**32 - 1  # numpy's seed range, which keras.utils.set_random_seed passes on
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1 (rejects 0, negatives, '1.5', 'nan', 'inf')."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value!r}")
+    return number
+
+
+def seed_int(value: str) -> int:
+    """argparse type: a random seed, an integer in [0, 2**32 - 1]."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {MAX_SEED}]; got {value!r}") from None
+    if not 0 <= number <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {MAX_SEED}]; got {value!r}")
+    return number
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +59,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="quick: minutes on 2 CPU cores; paper: what the paper reports; full: the full protocol, for a GPU",
     )
     parser.add_argument(
-        "--seeds", type=int, nargs="+", default=None, metavar="SEED",
+        "--seeds", type=seed_int, nargs="+", default=None, metavar="SEED",
         help="random seeds, one run each (default: the profile's)",
     )
     parser.add_argument("--out", default="outputs", help="folder for results.json and figures (default: outputs)")
@@ -62,6 +89,42 @@ def preselect_backend(argv: list[str]) -> bool:
     return True
 
 
+def add_ui_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tracking-uri", default=None,
+        help="the store to show (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db in the working directory)",
+    )
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
+                             "runs to the network)")
+    parser.add_argument("--port", type=_port, default=5000, help="port (default 5000)")
+
+
+def _port(value: str) -> int:
+    port = positive_int(value)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number in [1, 65535]; got {value!r}")
+    return port
+
+
+def ui_command(args: argparse.Namespace) -> list[str]:
+    """`mlflow ui` on the store the parts log to (the rule of `tracking.resolve_tracking_uri`, which
+    imports keras); the store is always named, as mlflow's own default prefers a ./mlruns folder."""
+    store = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    # One worker: a local viewer needs no more, and each one imports all of MLflow.
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store,
+            "--host", args.host, "--port", str(args.port), "--workers", "1"]
+
+
+def run_ui(args: argparse.Namespace) -> None:
+    """Replace this process by the MLflow UI, so Ctrl-C and signals reach the server itself."""
+    command = ui_command(args)
+    print(f"MLflow UI on http://{args.host}:{args.port} (store {command[5]}); Ctrl-C stops it", flush=True)
+    # MLflow's job runner starts seven worker processes for GenAI jobs this study never runs.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    os.execv(command[0], command)
+
+
 def load_part(name: str):
     return importlib.import_module(f"seqattn.experiments.{name}")
 
@@ -84,18 +147,20 @@ def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
         add_common_arguments(part_parser)
         if name == chosen:
             load_part(name).add_arguments(part_parser)
+    add_ui_arguments(sub.add_parser("ui", help=UI_DESCRIPTION, description=UI_DESCRIPTION))
     return parser
 
 
 def run_part(name: str, args: argparse.Namespace) -> dict:
     import keras
 
-    from seqattn import distributed
+    from seqattn import distributed, tracking
     from seqattn.backend import limit_torch_threads
 
     limit_torch_threads()
     context = distributed.configure(args.distribute)
     args.out, args.tracking_uri = context.worker_outputs(args.out, args.tracking_uri)
+    tracking.configure(args.tracking_uri)  # an unreachable server fails now, not after loading data
     keras.utils.set_random_seed((args.seeds or [0])[0])
     return load_part(name).run(args)
 
@@ -129,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def work():
         args = parse_arguments(argv, build_parser)
-        run_part(args.part, args)
+        if args.part == "ui":
+            run_ui(args)
+        else:
+            run_part(args.part, args)
 
     return exit_code("seqattn", work)
 

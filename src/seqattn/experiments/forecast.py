@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from seqattn import tracking, training
+from seqattn.cli import positive_int
 from seqattn.data import chaotic, ett
 from seqattn.data.windows import ForecastData, Series, fraction_borders, make_windows
 from seqattn.io import atomic_path, ensure_writable_dir, environment_info, write_json_atomic
@@ -144,29 +145,19 @@ def _dataset_name(value: str) -> str:
     raise argparse.ArgumentTypeError(f"must be one of {', '.join(DATASETS)} or csv:PATH; got {value!r}")
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value!r}")
-    return number
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset", type=_dataset_name, nargs="+", default=None, metavar="NAME",
         help=f"one or more of {', '.join(DATASETS)}, csv:PATH (a CSV with a date column); default: the profile's",
     )
-    parser.add_argument("--lookback", type=_positive_int, nargs="+", default=None, metavar="L",
+    parser.add_argument("--lookback", type=positive_int, nargs="+", default=None, metavar="L",
                         help="lookback window(s)")
-    parser.add_argument("--horizon", type=_positive_int, nargs="+", default=None, metavar="H", help="horizon(s)")
+    parser.add_argument("--horizon", type=positive_int, nargs="+", default=None, metavar="H", help="horizon(s)")
     parser.add_argument("--features", choices=ett.FEATURES, default=None, help="M: all channels, S: the target only")
-    parser.add_argument("--epochs", type=_positive_int, default=None, help="maximum training epochs")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="maximum training epochs")
     parser.add_argument("--rnn", choices=RNNS, default=None, help="recurrent cell of the hybrid and seq2seq")
     parser.add_argument("--decoding", choices=DECODINGS, default=None, help="decoder of the hybrid and seq2seq")
-    parser.add_argument("--segment", type=_positive_int, default=None,
+    parser.add_argument("--segment", type=positive_int, default=None,
                         help="steps per RNN segment (gcd with L and H is used)")
     parser.add_argument("--revin", action=argparse.BooleanOptionalAction, default=None,
                         help="reversible instance normalisation in the hybrid and seq2seq")

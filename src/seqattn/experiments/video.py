@@ -27,6 +27,7 @@ import hashlib
 import json
 import sys
 import time
+import zipfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -572,20 +573,38 @@ def write_figures(config: VideoConfig, per_model: dict, attention: dict | None, 
 # ----------------------------------------------------------------------------- evaluate a checkpoint
 
 
+def _load_checkpoint(path: Path) -> keras.Model:
+    """A saved TAP, H-TAP or ConvLSTM; ConfigError naming the file for anything else."""
+    # Keras reports a file that is not a zip archive as "File not found".
+    reason = None if zipfile.is_zipfile(path) else "not a zip archive"
+    if reason is None:
+        try:
+            model = keras.models.load_model(path, safe_mode=True)
+        except Exception as err:  # noqa: BLE001 - keras raises many types for a bad archive
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if reason is not None:
+        raise ConfigError(f"--checkpoint {str(path)!r} is not a readable .keras model ({reason})")
+    if not hasattr(model, "frame_size"):
+        raise ConfigError(f"--checkpoint {str(path)!r} holds a {type(model).__name__}, not a TAP, H-TAP or "
+                          "ConvLSTM video model")
+    return model
+
+
 def run_evaluation(args: argparse.Namespace) -> dict:
     if not args.checkpoint or not args.test_set:
         raise ConfigError("seqattn video evaluate needs --checkpoint MODEL.keras and --test-set FILE.npy")
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():
-        raise ConfigError(f"--checkpoint {str(checkpoint)!r} does not exist")
+        problem = "is not a file" if checkpoint.exists() else "does not exist"
+        raise ConfigError(f"--checkpoint {str(checkpoint)!r} {problem}")
     _positive("context", args.context)
-    model = keras.models.load_model(checkpoint, safe_mode=True)
+    out = ensure_writable_dir(Path(args.out) / "video" / "evaluate")
+    model = _load_checkpoint(checkpoint)
     if args.context is not None:
         model.context = args.context  # every model's rollout works from any number of observed frames
     size = model.frame_size
     sequences = moving_mnist.load_sequences(args.test_set, args.layout, min_length=model.context + 1,
                                             frame_size=(size, size))
-    out = ensure_writable_dir(Path(args.out) / "video" / "evaluate")
     started = time.time()
     with tracking.start_run("video", f"evaluate-{checkpoint.stem}", tracking_uri=args.tracking_uri,
                             config={"checkpoint": str(checkpoint), "test_set": str(args.test_set),
