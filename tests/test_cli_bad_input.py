@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 
 from seqattn import cli, study
+from seqattn.data.windows import Series, fraction_borders, make_windows
+from seqattn.errors import DataError
 from seqattn.experiments import video
 
 DATA = Path(os.environ.get("SEQATTN_DATA_DIR", "/work/shared/data"))
@@ -335,3 +337,18 @@ def test_bad_input_from_a_real_command(command, expected, code, alone, bad_files
     if alone:
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "mlflow.db").exists()  # nothing was logged
+
+
+# ----------------------------------------------------------------------------- non-finite series
+
+
+@pytest.mark.parametrize("row, column, value, shown", [(3, 0, np.nan, "nan"), (13, 1, np.inf, "inf"),
+                                                        (19, 1, -np.inf, "-inf")])
+def test_windows_of_a_series_with_nan_or_inf_name_its_row_and_column(row, column, value, shown):
+    """Series that do not come from a checked CSV (chaotic generators, a caller's array) are checked too."""
+    values = np.arange(40, dtype=np.float64).reshape(20, 2)
+    values[row, column] = value
+    series = Series("lorenz", values, ("x", "y"), fraction_borders(20))
+    name = series.columns[column]
+    with pytest.raises(DataError, match=rf"^lorenz: row {row} \(0-based\), column '{name}': {shown} is not a finite "):
+        make_windows(series, 2, 1)

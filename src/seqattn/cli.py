@@ -23,7 +23,7 @@ PARTS = {
 }
 PROFILES = ("quick", "paper", "full")
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # as seqattn.tracking
-UI_DESCRIPTION = "the MLflow UI on the project's tracking store (runs of every part)"
+UI_DESCRIPTION = "MLflow UI on the project's tracking store, the runs of every part (binds 127.0.0.1)"
 MAX_SEED = 2**32 - 1  # numpy's seed range, which keras.utils.set_random_seed passes on
 
 
@@ -89,6 +89,13 @@ def preselect_backend(argv: list[str]) -> bool:
     return True
 
 
+def _port(value: str) -> int:
+    port = positive_int(value)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number in [1, 65535]; got {value!r}")
+    return port
+
+
 def add_ui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tracking-uri", default=None,
@@ -98,13 +105,6 @@ def add_ui_arguments(parser: argparse.ArgumentParser) -> None:
                         help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
                              "runs to the network)")
     parser.add_argument("--port", type=_port, default=5000, help="port (default 5000)")
-
-
-def _port(value: str) -> int:
-    port = positive_int(value)
-    if port > 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number in [1, 65535]; got {value!r}")
-    return port
 
 
 def ui_command(args: argparse.Namespace) -> list[str]:
@@ -140,7 +140,7 @@ def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
         "logs to MLflow and writes results.json and figures to --out/<part>/.",
     )
     sub = parser.add_subparsers(dest="part", metavar="PART", required=True,
-                                help=" | ".join(PARTS))
+                                help=" | ".join([*PARTS, "ui"]))
     chosen = _chosen_part(list(argv))
     for name, description in PARTS.items():
         part_parser = sub.add_parser(name, help=description, description=description)

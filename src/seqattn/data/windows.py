@@ -109,7 +109,10 @@ class ForecastData:
 
 
 def make_windows(series: Series, lookback: int, horizon: int) -> ForecastData:
-    """Apply the protocol: fit the scaler on train rows, scale, cut every split into windows."""
+    """Apply the protocol: fit the scaler on train rows, scale, cut every split into windows.
+
+    A NaN or infinite value anywhere in the series is a DataError naming its row and column.
+    """
     if lookback < 1 or horizon < 1:
         raise DataError(f"lookback and horizon must be positive; got L={lookback}, H={horizon}")
     rows = split_rows(series.borders, lookback)
@@ -123,6 +126,11 @@ def make_windows(series: Series, lookback: int, horizon: int) -> ForecastData:
                 f"{series.name}: too few rows for L + H = {lookback} + {horizon}: the {split} split "
                 f"has rows [{max(start, 0)}, {end}), it needs at least {lookback + horizon}"
             )
+    bad = np.argwhere(~np.isfinite(series.values))  # a generator that diverged, or a caller's own array
+    if bad.size:
+        row, column = bad[0]
+        raise DataError(f"{series.name}: row {row} (0-based), column {series.columns[column]!r}: "
+                        f"{series.values[row, column]} is not a finite number")
     scaler = StandardScaler.fit(series.values[: series.borders[0]])
     scaled = scaler.transform(series.values).astype(np.float32)  # (T, C)
     x, y = {}, {}

@@ -1,0 +1,126 @@
+"""`seqattn ui`: the MLflow UI on the project's store, bound to this machine only unless --host says
+otherwise (issue 7, section 4)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from seqattn import cli, tracking
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses with a TCP socket in LISTEN state on `port`, from /proc/net/tcp and tcp6."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state != "0A" or int(hex_port, 16) != port:  # 0A: TCP_LISTEN
+                continue
+            if width == 8:  # little-endian IPv4: 0100007F is 127.0.0.1
+                found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]))
+            else:  # four little-endian 32-bit words
+                raw = b"".join(bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, 32, 8))
+                found.add(socket.inet_ntop(socket.AF_INET6, raw))
+    return found
+
+
+def test_ui_runs_mlflow_ui_on_the_project_store_and_localhost_without_importing_keras(tmp_path):
+    """The command `seqattn ui` execs, read in a fresh process so keras's absence means something."""
+    script = (
+        "import json, sys\n"
+        "from seqattn import cli\n"
+        "for argv in (['ui'], ['ui', '--tracking-uri', 'sqlite:///runs.db', '--host', '0.0.0.0', '--port', '5123']):\n"
+        "    print(json.dumps(cli.ui_command(cli.parse_arguments(argv, cli.build_parser))))\n"
+        "print(json.dumps(sorted(m for m in ('keras', 'mlflow', 'torch') if m in sys.modules)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=120, check=True)
+    default, chosen, imported = map(json.loads, result.stdout.splitlines())
+    tail = ["-m", "mlflow", "ui", "--backend-store-uri"]
+    assert default == [sys.executable, *tail, "sqlite:///mlflow.db", "--host", "127.0.0.1", "--port", "5000",
+                       "--workers", "1"]
+    assert chosen == [sys.executable, *tail, "sqlite:///runs.db", "--host", "0.0.0.0", "--port", "5123",
+                      "--workers", "1"]
+    assert imported == []
+    # The store the parts log to, by the same rule (seqattn.tracking imports keras, so cli repeats it).
+    assert cli.DEFAULT_TRACKING_URI == tracking.DEFAULT_TRACKING_URI
+
+
+@pytest.mark.parametrize("port", ["0", "-1", "65536", "nan", "inf", "http"])
+def test_ui_rejects_a_bad_port_in_one_line(port, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["ui", f"--port={port}"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("seqattn ui: error: argument --port: must be a ")
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_ui_serves_the_store_on_127_0_0_1_only(tmp_path):
+    port = _free_port()
+    log = (tmp_path / "ui.log").open("w")
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "seqattn.cli", "ui", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+         "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+        start_new_session=True,  # its own process group, so teardown reaches the server's workers too
+    )
+    try:
+        deadline = time.monotonic() + 180  # imports and the new store's migrations: tens of seconds on 2 cores
+        while True:
+            if ui.poll() is not None:
+                pytest.fail(f"seqattn ui exited with {ui.returncode}:\n{(tmp_path / 'ui.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    assert response.status == 200
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"seqattn ui did not answer /health:\n{(tmp_path / 'ui.log').read_text()}")
+                time.sleep(0.5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5",
+                                    timeout=30) as response:
+            assert "experiments" in json.loads(response.read())
+        assert _listening_addresses(port) == {"127.0.0.1"}  # not 0.0.0.0, not ::
+        assert (tmp_path / "mlflow.db").is_file()  # the store it was given, not ./mlruns
+    finally:
+        try:
+            os.killpg(ui.pid, signal.SIGTERM)
+            ui.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(ui.pid, signal.SIGKILL)
+            ui.wait(timeout=30)
+        except ProcessLookupError:
+            pass
+        log.close()
+
+
+def test_listening_addresses_tells_localhost_from_all_interfaces():
+    """The check above would see a server bound to every interface."""
+    with socket.socket() as local, socket.socket() as everywhere:
+        local.bind(("127.0.0.1", 0))
+        everywhere.bind(("0.0.0.0", 0))
+        local.listen()
+        everywhere.listen()
+        assert _listening_addresses(local.getsockname()[1]) == {"127.0.0.1"}
+        assert _listening_addresses(everywhere.getsockname()[1]) == {"0.0.0.0"}
