@@ -10,7 +10,7 @@ export SEQATTN_DATA_DIR ?= $(abspath ../shared/data)
 endif
 export KERAS_BACKEND ?= torch
 
-.PHONY: run test test-torch test-tensorflow bench paper clean
+.PHONY: run test test-torch test-tensorflow bench paper-results paper clean
 
 $(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ test-tensorflow: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run_all
 
+# What the paper reports, into results/: on 2 cores, Parts 1-2 and then the Part 3 ablation in
+# one lane, Part 3 in the other (each process uses one core); wall times in results/*/results.json.
+paper-results: $(VENV)/.installed
+	( $(PY) sequence_attention.py --profile paper --parts attention forecast --out results && \
+	  $(PY) -m seqattn.cli video --profile paper --seeds 0 --models tap htap --horizon 30 \
+	      --out results/ablations/horizon30 ) & first=$$!; \
+	$(PY) sequence_attention.py --profile paper --parts video --out results && wait $$first
+
+# main.pdf from results/ (run `make paper-results` first for new numbers).
 paper: $(VENV)/.installed
 	$(PY) -m paper.build
 

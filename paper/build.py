@@ -46,6 +46,7 @@ BODY_PAGE_LIMIT = 4
 PAPER_SOURCES = ("main.tex", "seqattn-neurips.sty", "references.bib")
 
 PARTS = ("attention", "forecast", "video")
+ABLATIONS_DIR = "ablations"
 # Part figures the paper draws on: the video strip is re-laid out at print size (figure_strip).
 PART_FIGURES = ("video/strip.png",)
 
@@ -126,6 +127,18 @@ def load_results(results_dir: Path) -> dict[str, PartResults]:
         except json.JSONDecodeError as err:
             raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
     return parts
+
+
+def load_video_ablations(results_dir: Path) -> dict[str, PartResults]:
+    """Part 3 runs with one option changed, `<results>/ablations/<name>/video/results.json`
+    (written by `make paper-results`); none is fine."""
+    found = {}
+    for path in sorted((results_dir / ABLATIONS_DIR).glob("*/video/results.json")):
+        try:
+            found[path.parents[1].name] = PartResults(json.loads(path.read_text()), path)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,6 +294,21 @@ def video_far_change_per_seed(video: PartResults) -> list[float]:
 def video_short_change_pct(video: PartResults) -> Stat:
     return Stat(100 * float(video.get("htap_vs_tap_10to10_mse_change", "mean")),
                 100 * float(video.get("htap_vs_tap_10to10_mse_change", "std")), len(video.get("seeds")))
+
+
+def video_seed_metric(video: PartResults, model: str, name: str, seed: int) -> float:
+    """One seed's summary metric, e.g. the far-horizon MSE of TAP for seed 0."""
+    seeds = [int(s) for s in video.get("seeds")]
+    if seed not in seeds:
+        raise DataError(f"{video.path}: no seed {seed} (seeds {seeds}), which the ablation table compares")
+    return float(video.get("models", model, "metrics", name, "per_seed", seeds.index(seed)))
+
+
+def video_config_changes(base: PartResults, variant: PartResults) -> dict:
+    """Training options of `variant` that differ from `base` (seeds, models and test size aside)."""
+    ignored = {"seeds", "models", "test_sequences", "eval_batch_size", "attention_sequences"}
+    base_config, variant_config = base.get("config"), variant.get("config")
+    return {k: v for k, v in variant_config.items() if k not in ignored and base_config.get(k) != v}
 
 
 def video_span_per_step(video: PartResults) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -526,6 +554,44 @@ def table_video(video: PartResults) -> str:
         lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+ABLATION_WORDS = {
+    "train_horizon": lambda v: f"training rollouts of {v} frames",  # frames after the context
+    "skip_features": lambda v: "skip features" if v else "no skip features",
+    "rnn": lambda v: f"TAP with an {str(v).upper()} cell",
+}
+
+
+def ablation_label(changes: dict) -> str:
+    return "; ".join(ABLATION_WORDS.get(k, lambda v, k=k: f"{latex_escape(k)} = {latex_escape(str(v))}")(v)
+                     for k, v in changes.items()) or "no change"
+
+
+def video_ablation(video: PartResults, ablations: dict[str, PartResults]) -> str:
+    """A paragraph setting seed 0 of the paper run against each one-option variant of it."""
+    if not ablations:
+        return "% No Part 3 ablation in the results folder.\n"
+    seed = 0
+    first, last = video_far_range(video)
+
+    def numbers(run: PartResults) -> tuple[str, float]:
+        tap, htap = (video_seed_metric(run, m, "mse_far", seed) for m in ("tap", "htap"))
+        short = [num(video_seed_metric(run, m, "mse_10to10", seed), 1) for m in ("tap", "htap")]
+        return (f"TAP {short[0]} and {num(tap, 1)}, H-TAP {short[1]} and {num(htap, 1)} "
+                f"(a change of {num(100 * (htap - tap) / tap, 1)}\\%)"), tap
+
+    base_words, _ = numbers(video)
+    variants = "; ".join(f"with {ablation_label(video_config_changes(video, run))}: {numbers(run)[0]}"
+                         for run in ablations.values())
+    paragraph = (
+        f"\\paragraph{{Ablation.}} Seed {seed} of TAP and H-TAP was rerun with one training option changed "
+        f"and all else as above. MSE on the {video_config(video, 'context')}\\,$\\to$\\,"
+        f"{int(video_config(video, 'train_frames')) - int(video_config(video, 'context'))} frames and on frames "
+        f"{first}--{last}, with {ablation_label({'train_horizon': video_config(video, 'train_horizon')})} "
+        f"(the paper run): {base_words}; {variants}."
+    )
+    return paragraph + "\n"
 
 
 def baseline_sentence(video: PartResults) -> str:
@@ -888,7 +954,7 @@ def figure_strip(video: PartResults, png: Path, path: Path) -> Path:
         raise DataError(f"{png}: cannot find a grid of {len(labels)} x {len(frames)} frames "
                         f"(ground truth + {', '.join(models)}; frames {frames}) in the strip")
     plt.rcParams.update({"font.size": 8, "font.family": "serif", "pdf.fonttype": 42})
-    tile = 0.5  # inches per frame on the page: 64 px at about 130 dpi
+    tile = 0.42  # inches per frame on the page: 64 px at about 150 dpi
     fig, axes = plt.subplots(len(labels), len(frames), figsize=(tile * len(frames) + 0.75, tile * len(labels) + 0.3),
                              squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.04})
     context = int(video_config(video, "context"))
@@ -901,7 +967,7 @@ def figure_strip(video: PartResults, png: Path, path: Path) -> Path:
             for spine in ax.spines.values():
                 spine.set_visible(False)
             if r == 0:
-                ax.set_title(f"frame {frame}" + ("\n(observed)" if frame <= context else ""), fontsize=7)
+                ax.set_title(f"{frame}" + (" (observed)" if frame == context else ""), fontsize=7)
             if c == 0:
                 ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
     fig.subplots_adjust(left=0.75 / (tile * len(frames) + 0.75), right=0.995,
@@ -934,6 +1000,7 @@ def generate(results_dir: Path, generated: Path = GENERATED) -> dict[str, str]:
     write_text(generated / "table_retrieval.tex", table_retrieval(parts["attention"]))
     write_text(generated / "table_etth1.tex", table_etth1(parts["forecast"]))
     write_text(generated / "table_video.tex", table_video(parts["video"]))
+    write_text(generated / "ablation_video.tex", video_ablation(parts["video"], load_video_ablations(results_dir)))
     figure_horizon(parts["video"], generated / "fig_horizon.pdf")
     figure_strip(parts["video"], results_dir / "video" / "strip.png", generated / "fig_strip.pdf")
     return macros
