@@ -1,55 +1,219 @@
-"""A training killed mid-run resumes from its last epoch, in the same MLflow run, to the same result."""
+"""A training interrupted mid-run (kill -9, Ctrl-C) resumes from its last epoch, in the same MLflow
+runs, to the result an uninterrupted run gives: `training.fit` alone, then every part's command.
+
+The interrupted command runs in a subprocess (a signal must hit a real process); the uninterrupted
+reference and the rerun run in-process through `cli.main`, the same entry point, to save the
+start-up of two more interpreters.
+"""
 
 import json
 import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
+import keras
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 
+from seqattn import cli, training
+
 EPOCHS = 4
+KILL_AT = f"Epoch 3/{EPOCHS}"  # printed when epochs 1 and 2 are complete and backed up
 
 
-def _command(out, db):
-    return [sys.executable, "-m", "seqattn.cli", "attention", "--epochs", str(EPOCHS), "--seeds", "0",
-            "--out", str(out), "--tracking-uri", f"sqlite:///{db}"]
+# ----------------------------------------------------------------------------- training.fit
 
 
-def _env():
+class _Interrupt(Exception):
+    pass
+
+
+class _InterruptAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _Interrupt
+
+
+def _fit_with_early_stopping(state_dir, interrupt_at=None):
+    """A linear model whose validation loss is best after epoch 1: validation targets are negated."""
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    y = x @ np.array([[1.0], [2.0], [3.0]], "float32")
+
+    def model():
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        return m
+
+    def early_stopping():
+        return keras.callbacks.EarlyStopping(patience=2, restore_best_weights=True)
+
+    kwargs = dict(epochs=6, state_dir=state_dir, seed=0, batch_size=16, verbose=0, validation_data=(x, -y))
+    if interrupt_at is not None:
+        with pytest.raises(_Interrupt):
+            training.fit(model(), x, y, callbacks=[early_stopping(), _InterruptAt(interrupt_at)], **kwargs)
+    m = model()  # a new process builds the model afresh
+    history = training.fit(m, x, y, callbacks=[early_stopping()], **kwargs)
+    return history, m.get_weights()
+
+
+@pytest.mark.backend
+def test_early_stopping_survives_a_resume(tmp_path):
+    reference, reference_weights = _fit_with_early_stopping(tmp_path / "ref")
+    # Best epoch 1, patience 2: stops after epoch 3 and restores epoch 1's weights.
+    assert reference.epoch == [0, 1, 2]
+    history, weights = _fit_with_early_stopping(tmp_path / "resumed", interrupt_at=2)
+    assert history.epoch == [2]  # resumed at epoch 3, and the patience counted across the interruption
+    np.testing.assert_allclose(history.history["val_loss"], reference.history["val_loss"][2:], rtol=1e-6)
+    for got, want in zip(weights, reference_weights, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)  # the best weights of epoch 1, not of epoch 3
+    assert not (tmp_path / "resumed" / "backup").exists()  # training ended: no state left behind
+
+
+# ----------------------------------------------------------------------------- the commands
+
+
+def _series_csv(path: Path) -> Path:
+    """1500 hourly rows of two noisy periodic channels: about 20 batches an epoch for Part 2."""
+    t = np.arange(1500)
+    noise = np.random.default_rng(0).normal(scale=0.1, size=(len(t), 2))
+    pd.DataFrame({
+        "date": pd.date_range("2021-01-01", periods=len(t), freq="h").strftime("%Y-%m-%d %H:%M:%S"),
+        "load": np.sin(t / 4) + noise[:, 0],
+        "OT": np.cos(t / 6) + 0.3 * np.sin(t / 3) + noise[:, 1],
+    }).to_csv(path, index=False)
+    return path
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    experiment: str
+    options: tuple[str, ...]
+
+    def argv(self, out: Path, db: Path, data: Path) -> list[str]:
+        options = [o.format(data=data) for o in self.options]
+        return [self.name, *options, "--epochs", str(EPOCHS), "--seeds", "0", "--out", str(out),
+                "--tracking-uri", f"sqlite:///{db}"]
+
+    def metrics(self, results: dict) -> dict:
+        """The numbers that must not move with an interruption (timings excluded)."""
+        if self.name == "attention":
+            return results["per_seed"]["0"]
+        if self.name == "forecast":
+            return {k: v for k, v in results["runs"][0].items() if k not in ("train_time_s", "dataset")}
+        return {k: results["models"]["htap"][k] for k in ("metrics", "per_frame")}
+
+
+PARTS = {
+    "attention": Part("attention", "seqattn-part1-attention", ()),
+    "forecast": Part("forecast", "seqattn-part2-forecast",
+                     ("--dataset", "csv:{data}", "--lookback", "24", "--horizon", "12", "--models", "hybrid")),
+    "video": Part("video", "seqattn-part3-video",
+                  ("--models", "htap", "--train-sequences", "8", "--batch-size", "4", "--test-sequences", "3",
+                   "--context", "4", "--horizon", "2", "--eval-length", "12")),
+}
+
+
+@pytest.fixture
+def environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQATTN_CACHE_DIR", str(tmp_path / "cache"))
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-@pytest.mark.slow
-def test_kill_9_mid_training_then_rerun_continues_the_same_run(tmp_path):
-    subprocess.run(_command(tmp_path / "ref", tmp_path / "ref.db"), env=_env(), check=True, capture_output=True)
-    reference = json.loads((tmp_path / "ref" / "attention" / "results.json").read_text())
+@pytest.fixture(scope="module")
+def references(tmp_path_factory):
+    """Results of the uninterrupted command per part, computed once for all signals."""
+    cache = {}
 
-    out, db = tmp_path / "killed", tmp_path / "killed.db"
-    proc = subprocess.Popen(_command(out, db), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    def reference(part: Part, data: Path) -> dict:
+        if part.name not in cache:
+            folder = tmp_path_factory.mktemp(f"reference-{part.name}")
+            assert cli.main(part.argv(folder / "out", folder / "mlflow.db", data)) == 0
+            cache[part.name] = json.loads((folder / "out" / part.name / "results.json").read_text())
+        return cache[part.name]
+
+    return reference
+
+
+def _flat(value, name="") -> dict:
+    """{'a': {'b': [1, 2]}} -> {'.a.b.0': 1, '.a.b.1': 2}: one entry per number, to compare each."""
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flat(item, f"{name}.{key}").items()}
+    if isinstance(value, list):
+        return {k: v for i, item in enumerate(value) for k, v in _flat(item, f"{name}.{i}").items()}
+    return {name: value}
+
+
+def _run_ids(out: Path) -> dict[Path, str]:
+    """The unfinished MLflow runs recorded in the state folders under `out`, by folder."""
+    return {path.parent: path.read_text() for path in out.rglob("mlflow_run_id")}
+
+
+def _assert_interrupted_run_resumes(part: Part, how: signal.Signals, tmp_path, environment, references, capsys):
+    data = _series_csv(tmp_path / "series.csv")
+    out, db = tmp_path / "out", tmp_path / "mlflow.db"
+    argv = part.argv(out, db, data)
+    proc = subprocess.Popen([sys.executable, "-m", "seqattn.cli", *argv], env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    printed = []
     for line in proc.stdout:
-        if line.startswith(f"Epoch 3/{EPOCHS}"):  # epochs 1 and 2 are complete and backed up
-            proc.send_signal(signal.SIGKILL)
+        printed.append(line)
+        if line.startswith(KILL_AT):
+            proc.send_signal(how)
             break
+    printed += proc.stdout.readlines()
     proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    state = out / "attention" / "seed0"
-    child_id = (state / "mlflow_run_id").read_text()
-    parent_id = (out / "attention" / "mlflow_run_id").read_text()
-    assert (state / "backup").is_dir()
-    assert not (out / "attention" / "results.json").exists()
+    printed = "".join(printed)
+    if how == signal.SIGINT:
+        assert proc.returncode == 130, printed[-2000:]
+        assert "seqattn: interrupted; rerun the same command to resume" in printed
+    else:
+        assert proc.returncode == -how, printed[-2000:]
+    assert not (out / part.name / "results.json").exists()
+    run_ids = _run_ids(out)
+    assert len(run_ids) == 2, run_ids  # the part's parent run and the model's run
+    [child_state] = [folder for folder in run_ids if (folder / "backup").is_dir()]  # killed mid-training
 
-    rerun = subprocess.run(_command(out, db), env=_env(), capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stdout[-2000:]
-    assert f"Epoch 1/{EPOCHS}" not in rerun.stdout  # resumed, not restarted
-    resumed = json.loads((out / "attention" / "results.json").read_text())
-    for name, value in reference["per_seed"]["0"].items():
-        assert resumed["per_seed"]["0"][name] == pytest.approx(value, rel=1e-6, abs=1e-7), name
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    rerun = capsys.readouterr().out
+    assert f"Epoch 1/{EPOCHS}" not in rerun, rerun[-2000:]  # resumed, not restarted
+    assert f"Epoch {EPOCHS}/{EPOCHS}" in rerun  # and trained to the end
+    resumed = _flat(part.metrics(json.loads((out / part.name / "results.json").read_text())))
+    expected = _flat(part.metrics(references(part, data)))
+    assert resumed.keys() == expected.keys()
+    for name, value in expected.items():
+        assert resumed[name] == (pytest.approx(value, rel=1e-6, abs=1e-7) if isinstance(value, float) else value), name
 
     mlflow.set_tracking_uri(f"sqlite:///{db}")
-    runs = mlflow.search_runs(experiment_names=["seqattn-part1-attention"], output_format="list")
-    assert sorted(r.info.run_id for r in runs) == sorted([child_id, parent_id])  # no orphan run
+    runs = mlflow.search_runs(experiment_names=[part.experiment], output_format="list")
+    assert sorted(r.info.run_id for r in runs) == sorted(run_ids.values())  # no orphan run
     assert all(r.info.status == "FINISHED" for r in runs)
+    child_id = run_ids[child_state]
+    parent_id = next(r.info.run_id for r in runs if r.info.run_id != child_id)
+    assert mlflow.get_run(child_id).data.tags["mlflow.parentRunId"] == parent_id
     history = mlflow.MlflowClient().get_metric_history(child_id, "loss")
-    assert sorted(m.step for m in history) == list(range(EPOCHS))
+    assert sorted(m.step for m in history) == list(range(EPOCHS))  # every epoch once, none twice
+    assert not any(out.rglob("backup"))  # training finished: the backups are gone
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("part, how", [
+    ("attention", "SIGKILL"),
+    ("forecast", "SIGKILL"),
+    ("video", "SIGKILL"),
+    ("forecast", "SIGINT"),  # Ctrl-C: the command says how to resume and exits 130
+])
+def test_interrupted_command_reruns_to_the_same_runs_and_results(part, how, tmp_path, environment, references,
+                                                                   capsys):
+    _assert_interrupted_run_resumes(PARTS[part], signal.Signals[how], tmp_path, environment, references, capsys)

@@ -3,18 +3,22 @@
 `resumable_run` keeps the MLflow run id in the run's state folder, so rerunning the same command
 after a crash continues that run instead of opening an orphan one. `fit` wraps `model.fit` with
 `keras.callbacks.BackupAndRestore`, which saves weights, optimizer and epoch at every epoch end
-and restores them when training starts again, and with `EpochSeeding`, which reseeds the global
+and restores them when training starts again, with `EpochSeeding`, which reseeds the global
 random generators at every epoch start: Keras shuffles arrays with numpy's (or torch's) global
-generator, so without it a resumed run would see other batches than an uninterrupted one.
+generator, so without it a resumed run would see other batches than an uninterrupted one, and with
+`EarlyStoppingBackup`, which keeps early stopping's state across the interruption.
 """
 
+import json
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import keras
 import mlflow
+import numpy as np
 
 from seqattn import distributed, tracking
 from seqattn.io import atomic_path
@@ -60,6 +64,62 @@ class EpochSeeding(keras.callbacks.Callback):
         keras.utils.set_random_seed((self.seed * 100_003 + epoch) % 2**31)
 
 
+class EarlyStoppingBackup(keras.callbacks.Callback):
+    """Backs up the state of `EarlyStopping` callbacks (epochs waited, best value, best weights)
+    at every epoch end, and restores it when training resumes.
+
+    BackupAndRestore saves the model, the optimizer and the epoch only: without this a resumed run
+    counts early stopping's patience from zero and restores the best weights of the resumed epochs
+    only, so it stops later and ends with other weights than an uninterrupted run. It must come
+    after the callbacks it backs up, to save their state once they have seen the epoch. The files
+    live in BackupAndRestore's folder, which that callback deletes when training ends.
+    """
+
+    def __init__(self, folder: str | os.PathLike, callbacks=()):
+        super().__init__()
+        self.folder = Path(folder)
+        self.stoppers = [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
+        self._started = False
+
+    def _path(self, epoch: int) -> Path:
+        return self.folder / f"early_stopping_epoch{epoch}.npz"  # the state once `epoch` epochs are done
+
+    def on_train_begin(self, logs=None):
+        self._started = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._started or not self.stoppers:
+            return
+        self._started = True  # the first epoch of this fit, the one BackupAndRestore resumes at
+        path = self._path(epoch)
+        if epoch == 0:
+            return
+        if not path.is_file():
+            warnings.warn(f"{path} is missing: early stopping restarts at epoch {epoch + 1}")
+            return
+        with np.load(path) as saved:
+            states = json.loads(str(saved["states"]))
+            for i, (stopper, state) in enumerate(zip(self.stoppers, states)):
+                stopper.wait, stopper.best = state["wait"], state["best"]
+                stopper.best_epoch, stopper.stopped_epoch = state["best_epoch"], state["stopped_epoch"]
+                if state["weights"]:
+                    stopper.best_weights = [saved[f"stopper{i}_weight{j}"] for j in range(state["weights"])]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.stoppers:
+            return
+        arrays, states = {}, []
+        for i, stopper in enumerate(self.stoppers):
+            weights = stopper.best_weights or []
+            arrays.update({f"stopper{i}_weight{j}": w for j, w in enumerate(weights)})
+            best = None if stopper.best is None else float(stopper.best)
+            states.append({"wait": stopper.wait, "best": best, "best_epoch": stopper.best_epoch,
+                           "stopped_epoch": stopper.stopped_epoch, "weights": len(weights)})
+        with atomic_path(self._path(epoch + 1)) as tmp, open(tmp, "wb") as f:
+            np.savez(f, states=np.array(json.dumps(states)), **arrays)
+        self._path(epoch).unlink(missing_ok=True)
+
+
 def _first_batch(x):
     """Two rows of the inputs (arrays, dict of arrays, or a PyDataset) to build a model with."""
     if isinstance(x, keras.utils.PyDataset):
@@ -73,7 +133,8 @@ def _first_batch(x):
 def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: int, callbacks=(), **fit_kwargs):
     """`model.fit` that resumes from the last completed epoch saved under `state_dir`.
 
-    A run resumed after interruption ends with the same weights as an uninterrupted one. Under
+    A run resumed after interruption ends with the same weights as an uninterrupted one; the
+    returned history holds the epochs this call ran (`history.epoch` counts from the resume). Under
     `distributed.configure`, the context's callbacks keep processes in step (before MLflow logs
     the epoch), and only the chief process prints progress.
     """
@@ -83,9 +144,11 @@ def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: in
     if not model.built:  # BackupAndRestore must load weights into variables that exist
         with context.scope():  # tensorflow: variables built outside the strategy are not mirrored
             model(_first_batch(x))
-    backup = keras.callbacks.BackupAndRestore(str(Path(state_dir) / "backup"), delete_checkpoint=True)
+    backup_dir = Path(state_dir) / "backup"
+    backup = keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True)
     return model.fit(
         x, y, epochs=epochs,
-        callbacks=[backup, EpochSeeding(seed), *context.callbacks(), tracking.MLflowCallback(), *callbacks],
+        callbacks=[backup, EpochSeeding(seed), *context.callbacks(), tracking.MLflowCallback(), *callbacks,
+                   EarlyStoppingBackup(backup_dir, callbacks)],
         **fit_kwargs,
     )

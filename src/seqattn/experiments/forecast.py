@@ -285,7 +285,7 @@ def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, ve
                 validation_data=(data.x["val"], data.y["val"]),
                 callbacks=[keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True)],
             )
-            epochs_run = len(history.history["loss"])
+            epochs_run = history.epoch[-1] + 1  # history.epoch counts the epochs before a resume too
         train_time = time.perf_counter() - start
         pred = model.predict(data.x["test"], batch_size=256, verbose=0)
         metrics = evaluate(pred, data, data.series.name in CHAOTIC)
