@@ -176,12 +176,29 @@ def parse_arguments(argv: list[str], make_parser) -> argparse.Namespace:
     return args
 
 
+def _mlflow_error(err: Exception) -> bool:
+    """An MlflowException (checked by name: importing mlflow here would slow every command down)."""
+    return any(cls.__name__ == "MlflowException" and cls.__module__.startswith("mlflow.")
+               for cls in type(err).__mro__)
+
+
 def exit_code(prog: str, work) -> int:
-    """Run `work()`; a user error becomes one line on stderr and exit 1, Ctrl-C exit 130."""
+    """Run `work()`; a user error becomes one line on stderr and exit 1, Ctrl-C exit 130.
+
+    MLflow's own errors count as user errors: a --tracking-uri it cannot use (an unknown scheme, a
+    plain folder), a locked or unwritable store.
+    """
     try:
         work()
     except SeqattnError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:
+        if not _mlflow_error(err):
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"{prog}: error: MLflow, tracking URI {sys.modules['mlflow'].get_tracking_uri()!r}: {message}",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; rerun the same command to resume from the last epoch", file=sys.stderr)
