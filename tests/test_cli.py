@@ -24,7 +24,7 @@ def test_help_lists_every_part():
 @pytest.mark.parametrize("args, env, expected", [
     (["attention", "--backend", "theano"], {}, "invalid choice: 'theano' (choose from 'torch', 'tensorflow', 'jax')"),
     (["attention"], {"KERAS_BACKEND": "theano"}, "KERAS_BACKEND='theano' is not a backend; choose one of torch, tensorflow, jax"),
-    (["nopart"], {}, "invalid choice: 'nopart' (choose from 'attention', 'forecast', 'video')"),
+    (["nopart"], {}, "invalid choice: 'nopart' (choose from 'attention', 'forecast', 'video', 'ui')"),
     (["attention", "--profile", "huge"], {}, "invalid choice: 'huge'"),
 ])
 def test_unknown_choice_exits_2_naming_the_choices(args, env, expected):
