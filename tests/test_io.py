@@ -3,6 +3,7 @@
 import json
 import math
 import re
+import subprocess
 
 import keras
 import numpy as np
@@ -101,3 +102,24 @@ def test_environment_info_records_versions_and_commit():
     assert info[keras.backend.backend()]  # the backend's own version
     assert "git_commit" in info
     json.dumps(info)
+
+
+def test_source_state_is_read_once_so_a_long_run_records_the_code_it_loaded(monkeypatch):
+    from seqattn import io
+
+    answers = {"rev-parse": "abc123\n", "status": " M src/seqattn/io.py\n"}
+    calls = []
+
+    def fake_git(command, **kwargs):
+        calls.append(command[1])
+        return subprocess.CompletedProcess(command, 0, stdout=answers[command[1]], stderr="")
+
+    io.source_state.cache_clear()
+    monkeypatch.setattr(io.subprocess, "run", fake_git)
+    try:
+        assert io.source_state() == {"git_commit": "abc123", "git_dirty": True}
+        answers["rev-parse"] = "def456\n"  # HEAD moves while the run goes on
+        assert io.environment_info()["git_commit"] == "abc123"
+        assert calls == ["rev-parse", "status"]
+    finally:
+        io.source_state.cache_clear()

@@ -156,7 +156,9 @@ def run_part(name: str, args: argparse.Namespace) -> dict:
 
     from seqattn import distributed, tracking
     from seqattn.backend import limit_torch_threads
+    from seqattn.io import source_state
 
+    source_state()  # results record the commit this process loaded, even if HEAD moves meanwhile
     limit_torch_threads()
     context = distributed.configure(args.distribute)
     args.out, args.tracking_uri = context.worker_outputs(args.out, args.tracking_uri)

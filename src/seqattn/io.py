@@ -1,5 +1,6 @@
 """Writing results so that an interrupted run never leaves a half-written file behind."""
 
+import functools
 import json
 import math
 import os
@@ -68,19 +69,24 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
     return path
 
 
-def git_commit() -> str | None:
-    """The commit of the source tree, or None outside a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+@functools.cache
+def source_state() -> dict:
+    """The git commit of the source tree and whether tracked files differ from it.
+
+    Read once per process, at the first call, which `cli.run_part` makes before any work: a long
+    run then records the code it loaded, not whatever HEAD is when it finishes.
+    """
+    def git(*args):
+        try:
+            out = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent,
+                                 capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD") or None
+    changes = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"git_commit": commit, "git_dirty": None if changes is None else bool(changes)}
 
 
 def environment_info() -> dict:
@@ -94,7 +100,7 @@ def environment_info() -> dict:
         "keras": keras.__version__,
         "numpy": numpy.__version__,
         "backend": keras.backend.backend(),
-        "git_commit": git_commit(),
+        **source_state(),
     }
     backend_module = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}[info["backend"]]
     info[backend_module] = __import__(backend_module).__version__

@@ -145,7 +145,9 @@ def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: in
         with context.scope():  # tensorflow: variables built outside the strategy are not mirrored
             model(_first_batch(x))
     backup_dir = Path(state_dir) / "backup"
-    backup = keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True)
+    # double_checkpoint keeps the previous epoch's backup, so a kill while Keras writes the newest
+    # one (weights, then metadata, neither atomic) resumes from the one before, not a corrupt file.
+    backup = keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True, delete_checkpoint=True)
     return model.fit(
         x, y, epochs=epochs,
         callbacks=[backup, EpochSeeding(seed), *context.callbacks(), tracking.MLflowCallback(), *callbacks,
