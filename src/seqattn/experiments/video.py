@@ -94,8 +94,8 @@ class VideoConfig:
 
 
 PROFILES = {
-    # Measured 696 s for the three models on 2 CPU cores shared with other jobs, torch, one
-    # intra-op thread (see seqattn.backend.limit_torch_threads).
+    # Part 3 of `make run`: a few minutes for the three models on 2 CPU cores, torch, one intra-op
+    # thread (seqattn.backend.limit_torch_threads); its wall time is in outputs/video/results.json.
     "quick": VideoConfig(),
     # Three seeds for the claim, sized to fit one CPU core for about an hour next to Part 2:
     # 800 steps of 16 fresh clips (12,800 sequences) per model and seed, 256 test sequences.
