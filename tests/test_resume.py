@@ -163,8 +163,11 @@ def _assert_interrupted_run_resumes(part: Part, how: signal.Signals, tmp_path, e
     data = _series_csv(tmp_path / "series.csv")
     out, db = tmp_path / "out", tmp_path / "mlflow.db"
     argv = part.argv(out, db, data)
+    # A job started in the background (`cmd &`) inherits SIGINT ignored, and Python then installs
+    # no KeyboardInterrupt handler: give the child the default disposition, as a terminal would.
     proc = subprocess.Popen([sys.executable, "-m", "seqattn.cli", *argv], env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     printed = []
     for line in proc.stdout:
         printed.append(line)
