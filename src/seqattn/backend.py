@@ -28,6 +28,10 @@ def select_backend(name: str | None = None) -> str:
             )
     os.environ["KERAS_BACKEND"] = name
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    if name != "tensorflow":
+        # keras.utils.set_random_seed imports TensorFlow whenever it is installed, only to seed it,
+        # and its oneDNN notice then lands above a user's one-line error; TF computes nothing here.
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     return name
 
 
