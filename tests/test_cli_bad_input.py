@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import mlflow
 import numpy as np
 import pytest
 
@@ -28,7 +27,6 @@ from seqattn.experiments import video
 
 DATA = Path(os.environ.get("SEQATTN_DATA_DIR", "/work/shared/data"))
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
-_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
 ROOT = Path(__file__).resolve().parents[1]
 # The checkpoint fixture is saved before it is ever trained; loading it says so.
 pytestmark = pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
@@ -263,20 +261,12 @@ def _no_training(*args, **kwargs):
 
 
 @pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    """A fresh output folder and store, no training allowed; MLflow's process-wide URI and env vars
-    restored afterwards."""
-    saved = {name: os.environ.get(name) for name in _MLFLOW_ENV}
+def isolated(tmp_path, monkeypatch, mlflow_restored):
+    """A fresh output folder and store, no training allowed; MLflow's state restored (conftest)."""
     monkeypatch.setattr(training, "fit", _no_training)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SEQATTN_CACHE_DIR", str(tmp_path / "cache"))
-    yield tmp_path
-    mlflow.set_tracking_uri(None)
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    return tmp_path
 
 
 def _fill(text: str, files: dict[str, Path]) -> str:

@@ -3,22 +3,14 @@ otherwise (issue 7, section 4)."""
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
 from seqattn import cli, tracking
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -76,43 +68,14 @@ def test_ui_rejects_a_bad_port_in_one_line(port, capsys):
 
 
 @pytest.mark.slow
-def test_ui_serves_the_store_on_127_0_0_1_only(tmp_path):
-    port = _free_port()
-    log = (tmp_path / "ui.log").open("w")
-    ui = subprocess.Popen(
-        [sys.executable, "-m", "seqattn.cli", "ui", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
-         "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-        start_new_session=True,  # its own process group, so teardown reaches the server's workers too
-    )
-    try:
-        deadline = time.monotonic() + 180  # imports and the new store's migrations: tens of seconds on 2 cores
-        while True:
-            if ui.poll() is not None:
-                pytest.fail(f"seqattn ui exited with {ui.returncode}:\n{(tmp_path / 'ui.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                    assert response.status == 200
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"seqattn ui did not answer /health:\n{(tmp_path / 'ui.log').read_text()}")
-                time.sleep(0.5)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5",
-                                    timeout=30) as response:
-            assert "experiments" in json.loads(response.read())
-        assert _listening_addresses(port) == {"127.0.0.1"}  # not 0.0.0.0, not ::
-        assert (tmp_path / "mlflow.db").is_file()  # the store it was given, not ./mlruns
-    finally:
-        try:
-            os.killpg(ui.pid, signal.SIGTERM)
-            ui.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(ui.pid, signal.SIGKILL)
-            ui.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        log.close()
+def test_ui_serves_the_store_on_127_0_0_1_only(tmp_path, serve):
+    port = serve("seqattn-ui", lambda port: [sys.executable, "-m", "seqattn.cli", "ui", "--tracking-uri",
+                                             f"sqlite:///{tmp_path}/mlflow.db", "--port", str(port)], cwd=tmp_path)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5",
+                                timeout=30) as response:
+        assert "experiments" in json.loads(response.read())
+    assert _listening_addresses(port) == {"127.0.0.1"}  # not 0.0.0.0, not ::
+    assert (tmp_path / "mlflow.db").is_file()  # the store it was given, not ./mlruns
 
 
 def test_listening_addresses_tells_localhost_from_all_interfaces():

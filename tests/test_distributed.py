@@ -14,7 +14,6 @@ repeat the same work.
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -128,12 +127,6 @@ def _env(backend: str, **extra) -> dict:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def assert_in_step(parallel: dict, reference: dict) -> None:
     for name in reference:
         # A wrong, missing or unaveraged gradient moves weights by ~1e-2 per step, far above these
@@ -145,9 +138,9 @@ def assert_in_step(parallel: dict, reference: dict) -> None:
 
 
 @pytest.mark.slow
-def test_two_torch_processes_train_in_step_with_one_worker_on_the_combined_batch(tmp_path):
+def test_two_torch_processes_train_in_step_with_one_worker_on_the_combined_batch(tmp_path, free_port):
     pytest.importorskip("torch")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port}",
                __file__, "torchrun", str(tmp_path)]
     _run(command, _env("torch"))
     # The reference: one worker, whole batches, the same training.fit path (here when on torch).

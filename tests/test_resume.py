@@ -1,5 +1,6 @@
 """A training interrupted mid-run (kill -9, Ctrl-C) resumes from its last epoch, in the same MLflow
-runs, to the result an uninterrupted run gives: `training.fit` alone, then every part's command.
+runs, to the result an uninterrupted run gives, for every part's command (`training.fit`'s own
+resume, early stopping included, is tested in test_tracking.py).
 
 The interrupted command runs in a subprocess (a signal must hit a real process); the uninterrupted
 reference and the rerun run in-process through `cli.main`, the same entry point, to save the
@@ -14,69 +15,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
-from seqattn import cli, training
+from seqattn import cli
 
 EPOCHS = 4
 KILL_AT = f"Epoch 3/{EPOCHS}"  # printed when epochs 1 and 2 are complete and backed up
-
-
-# ----------------------------------------------------------------------------- training.fit
-
-
-class _Interrupt(Exception):
-    pass
-
-
-class _InterruptAt(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise _Interrupt
-
-
-def _fit_with_early_stopping(state_dir, interrupt_at=None):
-    """A linear model whose validation loss is best after epoch 1: validation targets are negated."""
-    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
-    y = x @ np.array([[1.0], [2.0], [3.0]], "float32")
-
-    def model():
-        keras.utils.set_random_seed(0)
-        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-        m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-        return m
-
-    def early_stopping():
-        return keras.callbacks.EarlyStopping(patience=2, restore_best_weights=True)
-
-    kwargs = dict(epochs=6, state_dir=state_dir, seed=0, batch_size=16, verbose=0, validation_data=(x, -y))
-    if interrupt_at is not None:
-        with pytest.raises(_Interrupt):
-            training.fit(model(), x, y, callbacks=[early_stopping(), _InterruptAt(interrupt_at)], **kwargs)
-    m = model()  # a new process builds the model afresh
-    history = training.fit(m, x, y, callbacks=[early_stopping()], **kwargs)
-    return history, m.get_weights()
-
-
-@pytest.mark.backend
-def test_early_stopping_survives_a_resume(tmp_path):
-    reference, reference_weights = _fit_with_early_stopping(tmp_path / "ref")
-    # Best epoch 1, patience 2: stops after epoch 3 and restores epoch 1's weights.
-    assert reference.epoch == [0, 1, 2]
-    history, weights = _fit_with_early_stopping(tmp_path / "resumed", interrupt_at=2)
-    assert history.epoch == [2]  # resumed at epoch 3, and the patience counted across the interruption
-    np.testing.assert_allclose(history.history["val_loss"], reference.history["val_loss"][2:], rtol=1e-6)
-    for got, want in zip(weights, reference_weights, strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-6)  # the best weights of epoch 1, not of epoch 3
-    assert not (tmp_path / "resumed" / "backup").exists()  # training ended: no state left behind
 
 
 # ----------------------------------------------------------------------------- the commands

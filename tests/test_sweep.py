@@ -15,8 +15,6 @@ import pytest
 from seqattn import sweep, tracking
 from seqattn.errors import ConfigError, TrackingError
 
-_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", tracking.PARENT_RUN_ENV, tracking.SWEEP_LABEL_ENV)
-
 # A child as the launcher sees one: it attaches its run through the environment the launcher
 # gives it (seqattn's own children do so in tracking.start_run, tested below in-process), then
 # waits until `siblings` runs exist under the parent: had the children run one after the other,
@@ -50,18 +48,11 @@ def store(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_mlflow(monkeypatch, store):
-    """Leave MLflow's process-wide state and the environment as we found them."""
-    for name in _MLFLOW_ENV:
+def _isolated_mlflow(monkeypatch, store, mlflow_restored):
+    """MLflow's process-wide state restored (conftest), and the sweep's own variables."""
+    for name in (tracking.PARENT_RUN_ENV, tracking.SWEEP_LABEL_ENV):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     monkeypatch.chdir(store[1])
-    yield
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
-    for name in _MLFLOW_ENV:  # mlflow.set_experiment exported some of them
-        os.environ.pop(name, None)
 
 
 @pytest.mark.slow

@@ -5,9 +5,6 @@ The SQLite store is created once per module: MLflow's schema migration takes sec
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -15,7 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import keras
-import mlflow
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
@@ -23,7 +19,6 @@ from mlflow.tracking import MlflowClient
 from seqattn import tracking, training
 from seqattn.errors import TrackingError
 
-_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
 # MLflow's own SQLAlchemy use warns; nothing for us to act on.
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 
@@ -36,32 +31,9 @@ def store(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_mlflow(monkeypatch, store):
-    """Leave MLflow's process-wide state (URI, env vars, active runs) as we found it.
-
-    mlflow.set_tracking_uri and set_experiment also export MLFLOW_TRACKING_URI and
-    MLFLOW_EXPERIMENT_ID, which would leak into other tests and their subprocesses.
-    """
-    saved_env = {name: os.environ.get(name) for name in _MLFLOW_ENV}
-    for name in _MLFLOW_ENV:
-        os.environ.pop(name, None)
-    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+def _isolated_mlflow(monkeypatch, store, mlflow_restored):
+    """MLflow's process-wide state restored (conftest); artifacts inside the store's folder."""
     monkeypatch.chdir(store[1])  # artifacts of a SQLite store go to ./mlruns
-    yield
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
-    for name, value in saved_env.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _metric_steps(client, run_id, key):
@@ -140,8 +112,8 @@ def test_unknown_part_is_rejected(store):
             pass
 
 
-def test_unreachable_server_raises_tracking_error_quickly():
-    uri = f"http://127.0.0.1:{_free_port()}"
+def test_unreachable_server_raises_tracking_error_quickly(free_port):
+    uri = f"http://127.0.0.1:{free_port}"
     start = time.monotonic()
     with pytest.raises(TrackingError, match=f"MLflow tracking server {uri} is unreachable"):
         with tracking.start_run("attention", "nowhere", tracking_uri=uri):
@@ -159,73 +131,42 @@ def _http_json(url: str) -> dict:
 
 
 @pytest.mark.slow
-def test_real_mlflow_server_round_trip(tmp_path):
-    port = _free_port()
+def test_real_mlflow_server_round_trip(tmp_path, serve):
+    port = serve("mlflow-server", lambda port: [
+        sys.executable, "-m", "mlflow", "server",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db",
+        "--artifacts-destination", str(tmp_path / "artifacts"),
+    ], env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job runner's seven workers
     base = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable, "-m", "mlflow", "server",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db",
-            "--artifacts-destination", str(tmp_path / "artifacts"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        # The job runner would start seven worker processes that this test does not need.
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        start_new_session=True,  # its own process group, so teardown reaches uvicorn too
-    )
-    try:
-        deadline = time.monotonic() + 180  # about 35-50 s on two busy cores, mostly imports
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"mlflow server exited with {server.returncode}:\n{(tmp_path / 'server.log').read_text()}")
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"mlflow server did not answer /health:\n{(tmp_path / 'server.log').read_text()}")
-                time.sleep(0.5)
 
-        results = tmp_path / "results.json"
-        results.write_text('{"accuracy": 0.97}\n')
-        config = {"model": {"heads": 4}}
-        with tracking.start_run("attention", "over-http", config=config, seed=3, tracking_uri=base) as run:
-            tracking.log_metrics({"loss": 0.8}, step=0)
-            tracking.log_metrics({"loss": 0.4}, step=1)
-            tracking.log_artifact(results)
-        run_id = run.info.run_id
+    results = tmp_path / "results.json"
+    results.write_text('{"accuracy": 0.97}\n')
+    config = {"model": {"heads": 4}}
+    with tracking.start_run("attention", "over-http", config=config, seed=3, tracking_uri=base) as run:
+        tracking.log_metrics({"loss": 0.8}, step=0)
+        tracking.log_metrics({"loss": 0.4}, step=1)
+        tracking.log_artifact(results)
+    run_id = run.info.run_id
 
-        got = _http_json(f"{base}/api/2.0/mlflow/runs/get?run_id={run_id}")["run"]
-        assert got["info"]["status"] == "FINISHED"
-        assert {p["key"]: p["value"] for p in got["data"]["params"]} == {"model.heads": "4"}
-        tags = {t["key"]: t["value"] for t in got["data"]["tags"]}
-        assert tags["seqattn.seed"] == "3" and tags["seqattn.backend"] == keras.backend.backend()
-        query = urllib.parse.urlencode({"run_id": run_id, "metric_key": "loss"})
-        history = _http_json(f"{base}/api/2.0/mlflow/metrics/get-history?{query}")["metrics"]
-        assert sorted((m["step"], m["value"]) for m in history) == [(0, 0.8), (1, 0.4)]
+    got = _http_json(f"{base}/api/2.0/mlflow/runs/get?run_id={run_id}")["run"]
+    assert got["info"]["status"] == "FINISHED"
+    assert {p["key"]: p["value"] for p in got["data"]["params"]} == {"model.heads": "4"}
+    tags = {t["key"]: t["value"] for t in got["data"]["tags"]}
+    assert tags["seqattn.seed"] == "3" and tags["seqattn.backend"] == keras.backend.backend()
+    query = urllib.parse.urlencode({"run_id": run_id, "metric_key": "loss"})
+    history = _http_json(f"{base}/api/2.0/mlflow/metrics/get-history?{query}")["metrics"]
+    assert sorted((m["step"], m["value"]) for m in history) == [(0, 0.8), (1, 0.4)]
 
-        listing = _http_json(f"{base}/api/2.0/mlflow/artifacts/list?run_id={run_id}")
-        assert [f["path"] for f in listing["files"]] == ["results.json"]
-        artifact_uri = got["info"]["artifact_uri"]  # mlflow-artifacts:/<experiment>/<run>/artifacts
-        assert artifact_uri.startswith("mlflow-artifacts:/")
-        relative = artifact_uri.removeprefix("mlflow-artifacts:/").lstrip("/")
-        download = f"{base}/api/2.0/mlflow-artifacts/artifacts/{relative}/results.json"
-        assert _http_json(download) == {"accuracy": 0.97}
-        # The server, not this process, holds the file.
-        assert list((tmp_path / "artifacts").rglob("results.json"))
-    finally:
-        try:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        log.close()
+    listing = _http_json(f"{base}/api/2.0/mlflow/artifacts/list?run_id={run_id}")
+    assert [f["path"] for f in listing["files"]] == ["results.json"]
+    artifact_uri = got["info"]["artifact_uri"]  # mlflow-artifacts:/<experiment>/<run>/artifacts
+    assert artifact_uri.startswith("mlflow-artifacts:/")
+    relative = artifact_uri.removeprefix("mlflow-artifacts:/").lstrip("/")
+    download = f"{base}/api/2.0/mlflow-artifacts/artifacts/{relative}/results.json"
+    assert _http_json(download) == {"accuracy": 0.97}
+    # The server, not this process, holds the file.
+    assert list((tmp_path / "artifacts").rglob("results.json"))
 
 
 # ----------------------------------------------------------------------------- resumable runs
@@ -312,3 +253,39 @@ def test_fit_resumes_after_a_crash_logs_each_epoch_once_and_ends_where_an_uninte
     assert not (state / "backup").exists()  # deleted once training completed
     for got, want in zip(resumed_model.get_weights(), reference.get_weights()):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def _fit_with_early_stopping(state_dir, interrupt_at=None):
+    """A linear model whose validation loss is best after epoch 1: validation targets are negated."""
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    y = x @ np.array([[1.0], [2.0], [3.0]], "float32")
+
+    def model():
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        return m
+
+    def early_stopping():
+        return keras.callbacks.EarlyStopping(patience=2, restore_best_weights=True)
+
+    kwargs = dict(epochs=6, state_dir=state_dir, seed=0, batch_size=16, verbose=0, validation_data=(x, -y))
+    if interrupt_at is not None:
+        with pytest.raises(RuntimeError, match=f"crash at epoch {interrupt_at}"):
+            training.fit(model(), x, y, callbacks=[early_stopping(), _Crash(interrupt_at)], **kwargs)
+    m = model()  # a new process builds the model afresh
+    history = training.fit(m, x, y, callbacks=[early_stopping()], **kwargs)
+    return history, m.get_weights()
+
+
+@pytest.mark.backend
+def test_early_stopping_survives_a_resume(tmp_path):
+    reference, reference_weights = _fit_with_early_stopping(tmp_path / "ref")
+    # Best epoch 1, patience 2: stops after epoch 3 and restores epoch 1's weights.
+    assert reference.epoch == [0, 1, 2]
+    history, weights = _fit_with_early_stopping(tmp_path / "resumed", interrupt_at=2)
+    assert history.epoch == [2]  # resumed at epoch 3, and the patience counted across the interruption
+    np.testing.assert_allclose(history.history["val_loss"], reference.history["val_loss"][2:], rtol=1e-6)
+    for got, want in zip(weights, reference_weights, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)  # the best weights of epoch 1, not of epoch 3
+    assert not (tmp_path / "resumed" / "backup").exists()  # training ended: no state left behind
