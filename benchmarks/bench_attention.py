@@ -26,8 +26,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
-from benchmarks.common import best_time, machine_info, peak_rss_bytes, write_results  # noqa: E402
+from benchmarks.common import best_time, cases, machine_info, peak_rss_bytes, write_results  # noqa: E402
 from seqattn.attention import ScaledDotProductAttention  # noqa: E402
+from seqattn.progress import progress_write  # noqa: E402
 
 BATCH, HEADS, HEAD_DIM = 4, 8, 64
 METHODS = ("naive", "memory_efficient", "fused")
@@ -108,10 +109,10 @@ def repeats_for(n: int) -> int:
 def tune_chunks(n: int, causal: bool) -> list[dict]:
     """Time the memory-efficient path over chunk sizes at one length."""
     rows = []
-    for q_chunk in (256, 512, 1024, 2048):
-        for k_chunk in (256, 512, 1024, 2048):
-            rows.append(_in_subprocess("memory_efficient", n, causal, 2, (q_chunk, k_chunk)))
-            print(f"  tune n={n} chunks=({q_chunk}, {k_chunk}): {rows[-1]['seconds']:.3f} s", flush=True)
+    sizes = (256, 512, 1024, 2048)
+    for q_chunk, k_chunk in cases([(q, k) for q in sizes for k in sizes], f"tune chunks at n={n}"):
+        rows.append(_in_subprocess("memory_efficient", n, causal, 2, (q_chunk, k_chunk)))
+        progress_write(f"  tune n={n} chunks=({q_chunk}, {k_chunk}): {rows[-1]['seconds']:.3f} s")
     return rows
 
 
@@ -129,21 +130,20 @@ def main(argv=None) -> None:
         best = min(payload["tuning"], key=lambda r: r["seconds"])
         chunks = tuple(best["chunks"])
     payload["chunks"] = list(chunks)
-    for n in args.sizes:
-        for causal in (False, True):
-            for method in METHODS:
-                if method == "naive" and naive_bytes(n) > MEMORY_LIMIT_BYTES:
-                    payload["skipped"].append({"method": method, "n": n, "causal": causal,
-                                               "reason": f"needs ~{naive_bytes(n) / 2**30:.0f} GiB for (B, H, n, n) scores"})
-                    continue
-                if method == "fused" and n > 16384:
-                    payload["skipped"].append({"method": method, "n": n, "causal": causal,
-                                               "reason": "beyond the issue's grid for the fused kernel"})
-                    continue
-                row = _in_subprocess(method, n, causal, repeats_for(n), chunks)
-                payload["rows"].append(row)
-                print(f"n={n:6d} causal={causal!s:5} {method:17s} {row['seconds']:8.3f} s "
-                      f"{row['gflops']:7.1f} GFLOP/s  +{row['peak_extra_bytes'] / 2**20:8.1f} MiB", flush=True)
+    grid = [(n, causal, method) for n in args.sizes for causal in (False, True) for method in METHODS]
+    for n, causal, method in cases(grid, "attention"):
+        if method == "naive" and naive_bytes(n) > MEMORY_LIMIT_BYTES:
+            payload["skipped"].append({"method": method, "n": n, "causal": causal,
+                                       "reason": f"needs ~{naive_bytes(n) / 2**30:.0f} GiB for (B, H, n, n) scores"})
+            continue
+        if method == "fused" and n > 16384:
+            payload["skipped"].append({"method": method, "n": n, "causal": causal,
+                                       "reason": "beyond the issue's grid for the fused kernel"})
+            continue
+        row = _in_subprocess(method, n, causal, repeats_for(n), chunks)
+        payload["rows"].append(row)
+        progress_write(f"n={n:6d} causal={causal!s:5} {method:17s} {row['seconds']:8.3f} s "
+                       f"{row['gflops']:7.1f} GFLOP/s  +{row['peak_extra_bytes'] / 2**20:8.1f} MiB")
     path = write_results("attention", payload)
     print(f"wrote {path}")
 

@@ -19,7 +19,8 @@ import os
 import subprocess
 import sys
 
-from benchmarks.common import write_results
+from benchmarks.common import cases, write_results
+from seqattn.progress import progress_write
 
 BACKENDS = ("torch", "tensorflow")
 # Variants: name -> (backend, OMP_NUM_THREADS or None to keep the environment's). torch-2threads
@@ -87,7 +88,9 @@ def run_child(variant: str, repeats: int, steps: int) -> dict:
     )
     if out.returncode:
         raise RuntimeError(f"{variant} benchmark failed:\n{out.stderr[-3000:]}")
-    sys.stderr.write("".join(line + "\n" for line in out.stderr.splitlines() if line.startswith("[")))
+    for line in out.stderr.splitlines():
+        if line.startswith("["):
+            progress_write(line, file=sys.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -103,7 +106,7 @@ def main(argv=None) -> None:
     if args.child:
         print(json.dumps(child(args.child, args.repeats, args.steps)))
         return
-    per_backend = {b: run_child(b, args.repeats, args.steps) for b in args.backends}
+    per_backend = {b: run_child(b, args.repeats, args.steps) for b in cases(args.backends, "backends")}
     payload = {"machine": per_backend[args.backends[0]]["machine"],
                "machines": {b: r["machine"] for b, r in per_backend.items()}, "cases": []}
     for i, row in enumerate(per_backend[args.backends[0]]["rows"]):

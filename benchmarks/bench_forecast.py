@@ -30,9 +30,10 @@ THREADS = {"omp_num_threads": os.environ.get("OMP_NUM_THREADS") or None,
 
 import keras  # noqa: E402
 
-from benchmarks.common import best_time, machine_info, write_results  # noqa: E402
+from benchmarks.common import best_time, cases, machine_info, write_results  # noqa: E402
 from seqattn.data.windows import make_windows  # noqa: E402
 from seqattn.experiments.forecast import PROFILES, build_model, load_series  # noqa: E402
+from seqattn.progress import progress_write  # noqa: E402
 
 MODELS = ("hybrid", "seq2seq", "dlinear")
 LOOKBACK = HORIZON = 96
@@ -44,7 +45,7 @@ def bench_train(steps: int, repeats: int) -> dict:
     bs = config.batch_size
     batches = [(data.x["train"][i * bs : (i + 1) * bs], data.y["train"][i * bs : (i + 1) * bs]) for i in range(steps)]
     rows = []
-    for name in MODELS:
+    for name in cases(MODELS, "forecaster training"):
         keras.utils.set_random_seed(0)
         model = build_model(name, config, LOOKBACK, HORIZON)
         seconds = best_time(lambda: [model.train_on_batch(x, y) for x, y in batches], repeats=repeats)
@@ -52,7 +53,7 @@ def bench_train(steps: int, repeats: int) -> dict:
         rows.append({"model": name, "batch_size": bs, "steps": steps, "seconds": seconds,
                      "windows_per_s": windows / seconds, "seconds_per_step": seconds / steps,
                      "parameters": int(model.count_params())})
-        print(f"train {name:8s}: {windows / seconds:8.0f} windows/s ({1e3 * seconds / steps:.1f} ms/step)", flush=True)
+        progress_write(f"train {name:8s}: {windows / seconds:8.0f} windows/s ({1e3 * seconds / steps:.1f} ms/step)")
     hybrid = rows[0]["windows_per_s"]
     for row in rows:
         row["speed_vs_hybrid"] = row["windows_per_s"] / hybrid  # > 1: faster than the hybrid

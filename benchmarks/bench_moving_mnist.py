@@ -21,21 +21,22 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import best_time, machine_info, write_results  # noqa: E402
+from benchmarks.common import best_time, cases, machine_info, write_results  # noqa: E402
 from seqattn.data.mnist import load_mnist, split_pools  # noqa: E402
 from seqattn.data.moving_mnist import SequenceBatches, generate, load_sequences  # noqa: E402
 from seqattn.metrics.video import frame_metrics  # noqa: E402
+from seqattn.progress import progress_write  # noqa: E402
 
 TARGET_SEQUENCES_PER_S = 1000  # 20-frame sequences, from the Part 3 issue
 
 
 def bench_generate(pool: np.ndarray, repeats: int) -> list[dict]:
     rows = []
-    for length, n in ((20, 1000), (20, 5000), (100, 1000)):
+    for length, n in cases(((20, 1000), (20, 5000), (100, 1000)), "generate"):
         seconds = best_time(lambda: generate(pool, n, length=length, seed=0), repeats=repeats)
         rows.append({"length": length, "n_sequences": n, "seconds": seconds,
                      "sequences_per_s": n / seconds, "frames_per_s": n * length / seconds})
-        print(f"generate {n:5d} x {length:3d} frames: {seconds:.3f} s, {n / seconds:8.0f} sequences/s", flush=True)
+        progress_write(f"generate {n:5d} x {length:3d} frames: {seconds:.3f} s, {n / seconds:8.0f} sequences/s")
     return rows
 
 

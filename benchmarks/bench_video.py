@@ -33,10 +33,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
-from benchmarks.common import best_time, machine_info, write_results  # noqa: E402
+from benchmarks.common import best_time, cases, machine_info, write_results  # noqa: E402
 from seqattn.data.mnist import load_mnist, split_pools  # noqa: E402
 from seqattn.data.moving_mnist import generate  # noqa: E402
 from seqattn.experiments.video import MODEL_NAMES, PROFILES, build_model  # noqa: E402
+from seqattn.progress import progress_write  # noqa: E402
 
 TARGET_RATIO = 1.2  # frame 100 / frame 10 with the cache, from tracker issue 6
 ROLLOUT_CONTEXT = 2
@@ -58,18 +59,16 @@ def clips(pool: np.ndarray, batch: int, length: int) -> np.ndarray:
 def bench_train(pool: np.ndarray, lengths, repeats: int, models) -> list[dict]:
     config = PROFILES["quick"]
     rows = []
-    for length in lengths:
+    for length, name in cases([(length, name) for length in lengths for name in models], "video training"):
         x = clips(pool, config.batch_size, length)
-        for name in models:
-            keras.utils.set_random_seed(0)
-            model = build_model(name, config)
-            seconds = best_time(lambda: model.train_on_batch(x, x[:, 1:]), repeats=repeats)
-            frames = config.batch_size * length
-            rows.append({"model": name, "frames": length, "batch_size": config.batch_size, "seconds": seconds,
-                         "frames_per_s": frames / seconds, "clips_per_s": config.batch_size / seconds,
-                         "parameters": int(model.count_params())})
-            print(f"train {name:8s} {length:3d} frames: {seconds:.3f} s/step, {frames / seconds:7.1f} frames/s",
-                  flush=True)
+        keras.utils.set_random_seed(0)
+        model = build_model(name, config)
+        seconds = best_time(lambda: model.train_on_batch(x, x[:, 1:]), repeats=repeats)
+        frames = config.batch_size * length
+        rows.append({"model": name, "frames": length, "batch_size": config.batch_size, "seconds": seconds,
+                     "frames_per_s": frames / seconds, "clips_per_s": config.batch_size / seconds,
+                     "parameters": int(model.count_params())})
+        progress_write(f"train {name:8s} {length:3d} frames: {seconds:.3f} s/step, {frames / seconds:7.1f} frames/s")
     return rows
 
 
@@ -110,7 +109,7 @@ def bench_rollout(length: int, rollouts: int) -> dict:
     positions = list(range(ROLLOUT_CONTEXT + 1, length + 1))  # generated frames
     out = {"batch_size": batch, "context": ROLLOUT_CONTEXT, "last_frame": length, "positions": positions}
     with inference():
-        for use_cache in (True, False):
+        for use_cache in cases((True, False), "rollouts"):
             key = "cache" if use_cache else "no_cache"
             timed_rollout(model, latents, horizon, use_cache)  # warm-up
             runs = np.array([timed_rollout(model, latents, horizon, use_cache) for _ in range(rollouts)])
@@ -128,8 +127,9 @@ def bench_rollout(length: int, rollouts: int) -> dict:
                 "instrumented_total_s": float(best.sum()),
                 "rollout_latents_s": whole,
             }
-            print(f"rollout {key:8s}: frame 10 {1e3 * at[10]:.2f} ms, frame {length} {1e3 * at[length]:.2f} ms, "
-                  f"ratio {at[length] / at[10]:.2f}; whole rollout_latents {whole:.3f} s", flush=True)
+            progress_write(f"rollout {key:8s}: frame 10 {1e3 * at[10]:.2f} ms, frame {length} "
+                           f"{1e3 * at[length]:.2f} ms, ratio {at[length] / at[10]:.2f}; "
+                           f"whole rollout_latents {whole:.3f} s")
     ratio = out["cache"]["ratio_last_to_10"]
     out["target"] = {"max_ratio_with_cache": TARGET_RATIO, "measured": ratio, "met": ratio <= TARGET_RATIO}
     return out

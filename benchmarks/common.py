@@ -1,4 +1,5 @@
-"""What every benchmark shares: machine facts, best-of timing, peak-memory probes, JSON output."""
+"""What every benchmark shares: machine facts, best-of timing, peak-memory probes, JSON output,
+and a progress bar over cases (drawn on a terminal only; print inside it with `progress_write`)."""
 
 import json
 import os
@@ -7,6 +8,8 @@ import resource
 import sys
 import time
 from pathlib import Path
+
+from seqattn.progress import progress
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -34,6 +37,11 @@ def machine_info() -> dict:
 
         info["tensorflow"] = tensorflow.__version__
     return info
+
+
+def cases(items, desc: str):
+    """Iterate over benchmark cases under a progress bar, left on screen when done."""
+    return progress(list(items), desc, unit="case", leave=True)
 
 
 def best_time(fn, repeats: int, warmup: int = 1) -> float:

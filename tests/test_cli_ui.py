@@ -9,8 +9,9 @@ import sys
 import urllib.request
 
 import pytest
+from mlflow.tracking import MlflowClient
 
-from seqattn import cli, tracking
+from seqattn import cli, mlflow_experiments, tracking
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -55,6 +56,42 @@ def test_ui_runs_mlflow_ui_on_the_project_store_and_localhost_without_importing_
     assert imported == []
     # The store the parts log to, by the same rule (seqattn.tracking imports keras, so cli repeats it).
     assert cli.DEFAULT_TRACKING_URI == tracking.DEFAULT_TRACKING_URI
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")  # MLflow's SQLAlchemy use
+def test_ui_prepares_the_experiments_and_prints_the_runs_page_of_each_part(tmp_path, monkeypatch, capsys):
+    """The pages `seqattn ui` sends a user to: each part's runs table, in model-training mode."""
+    executed = []
+    monkeypatch.setattr(os, "execv", lambda path, argv: executed.append(argv))  # the server itself: not here
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    uri = f"sqlite:///{tmp_path}/ui.db"
+    assert cli.main(["ui", "--tracking-uri", uri, "--host", "0.0.0.0", "--port", "5123"]) == 0
+    assert executed and executed[0][executed[0].index("--backend-store-uri") + 1] == uri
+
+    client = MlflowClient(uri)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"MLflow UI on http://127.0.0.1:5123 (store {uri})")  # 0.0.0.0 is no address to open
+    for number, part in enumerate(cli.PARTS, start=1):
+        experiment = client.get_experiment_by_name(tracking.EXPERIMENTS[part])
+        assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+        assert experiment.tags["mlflow.note.content"] == mlflow_experiments.DESCRIPTIONS[part]
+        assert lines[number] == (f"  Part {number} ({part}): http://127.0.0.1:5123/#/experiments/"
+                                 f"{experiment.experiment_id}/runs?workflowType=machine_learning"
+                                 "&viewStateShareKey=seqattn-headline")
+
+
+def test_mlflow_telemetry_is_off_in_the_project_processes_unless_the_user_opts_in(tmp_path):
+    """MLflow's documented opt-out, set on import of seqattn and inherited by `seqattn ui`'s server."""
+    probe = "from mlflow.telemetry.utils import is_telemetry_disabled; print(is_telemetry_disabled())"
+    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}  # no CI or pytest variables: MLflow would collect
+
+    def disabled(prelude: str, **env) -> str:
+        return subprocess.run([sys.executable, "-c", prelude + probe], capture_output=True, text=True,
+                              env=clean | env, cwd=tmp_path, timeout=120, check=True).stdout.strip()
+
+    assert disabled("") == "False"  # MLflow alone, in this environment
+    assert disabled("import seqattn; ") == "True"
+    assert disabled("import seqattn; ", MLFLOW_DISABLE_TELEMETRY="false") == "False"
 
 
 @pytest.mark.parametrize("port", ["0", "-1", "65536", "nan", "inf", "http"])

@@ -31,3 +31,14 @@ def test_quick_profile_learns_the_correct_alignment(tmp_path):
     assert child.data.tags["mlflow.parentRunId"] == by_name["attention-quick"].info.run_id
     assert child.data.params["epochs"] == str(attention.PROFILES["quick"].epochs)
     assert child.data.metrics["alignment_accuracy"] == results["per_seed"]["0"]["alignment_accuracy"]
+    # Attention Span: mean, normalised, per head; training curves per epoch; the figure beside the model.
+    heads = attention.PROFILES["quick"].num_heads
+    for name in ["attention_span", "normalised_span"] + [f"{kind}_head{h}" for kind in ("attention_span",
+                                                                                          "normalised_span")
+                                                          for h in range(1, heads + 1)]:
+        assert child.data.metrics[name] == pytest.approx(results["per_seed"]["0"][name])
+    client = mlflow.MlflowClient()
+    history = client.get_metric_history(child.info.run_id, "val_loss")
+    assert sorted(m.step for m in history) == list(range(attention.PROFILES["quick"].epochs))
+    assert {a.path for a in client.list_artifacts(child.info.run_id)} == {"attention_viz.png", "model.keras"}
+    assert child.data.tags["seqattn.case"] == "retrieval"

@@ -67,6 +67,24 @@ def test_run_writes_results_figure_and_mlflow_runs(tmp_path, tiny_csv, monkeypat
     name = f"csv:{tiny_csv}-M-L24-H12-dlinear-s0"
     dlinear = runs[runs["tags.mlflow.runName"] == name].iloc[0]
     assert dlinear["metrics.test_mse"] == pytest.approx(by_key[(f"csv:{tiny_csv}", "dlinear")]["mse"])
+    # The hybrid runs hold its Attention Span over the lookback, the errors per horizon step, the
+    # training curves, and the model and figure; seeds of one case share the tag MLflow's UI groups by.
+    client = mlflow.MlflowClient()
+    (hybrid,) = mlflow.search_runs(experiment_names=["seqattn-part2-forecast"], output_format="list",
+                                   filter_string="params.model = 'hybrid' and tags.`seqattn.case` LIKE 'csv:%'")
+    record = by_key[(f"csv:{tiny_csv}", "hybrid")]
+    assert hybrid.data.tags["seqattn.case"] == f"csv:{tiny_csv}-M-L24-H12-hybrid"
+    assert hybrid.data.metrics["attention_span"] == pytest.approx(record["attention_span_steps"])
+    assert 0 < hybrid.data.metrics["normalised_span"] == pytest.approx(record["normalised_span"])
+    heads = forecast.PROFILES["quick"].num_heads
+    assert {f"attention_span_head{h}" for h in range(1, heads + 1)} <= set(hybrid.data.metrics)
+    segments = client.get_metric_history(hybrid.info.run_id, "attention_span_per_decoder_segment")
+    assert [m.step for m in segments] == [1]  # H = 12 in one segment of 12 steps
+    per_step = sorted((m.step, m.value) for m in client.get_metric_history(hybrid.info.run_id, "test_mse_per_step"))
+    assert [step for step, _ in per_step] == list(range(1, 13))
+    np.testing.assert_allclose([value for _, value in per_step], record["mse_per_step"])
+    assert len(client.get_metric_history(hybrid.info.run_id, "loss")) == 1  # one epoch
+    assert {a.path for a in client.list_artifacts(hybrid.info.run_id)} == {"model.keras", "forecast_attention.png"}
 
     # Rerunning the same command reuses every finished run instead of training again.
     cli.run_part("forecast", cli.parse_arguments(_argv(tmp_path, tiny_csv), cli.build_parser))

@@ -11,6 +11,7 @@ from seqattn.metrics.attention import (
     attention_span,
     normalised_span,
     per_query_span,
+    span_metrics,
     span_report,
 )
 
@@ -131,3 +132,21 @@ def test_span_report_with_causal_allowed_keys():
     report = span_report({"decoder": weights}, allowed=np.tril(np.ones((t, t), bool)))
     assert report["normalised_span"] == pytest.approx(1.0)
     assert report["span"] == pytest.approx((t - 1) / 4)
+
+
+def test_span_metrics_flattens_a_report_per_head_and_scales_spans_only():
+    t = 4
+    one_layer = span_report({"decoder": np.stack([np.stack([np.eye(t), uniform_full(t)])])})  # (1, nh=2, T, T)
+    metrics = span_metrics(one_layer, scale=3.0)  # e.g. segments of 3 steps
+    assert metrics == pytest.approx({
+        "attention_span": 3.0 * 1.25 / 2, "normalised_span": 0.5, "attention_entropy": math.log(4) / 2,
+        "attention_span_head1": 0.0, "normalised_span_head1": 0.0,
+        "attention_span_head2": 3.0 * 1.25, "normalised_span_head2": 1.0,
+    })
+    two_layers = span_report({"first": np.eye(t)[None, None], "second": uniform_full(t)[None, None]})
+    assert set(span_metrics(two_layers)) == {
+        "attention_span", "normalised_span", "attention_entropy",
+        "attention_span_layer1_head1", "normalised_span_layer1_head1",
+        "attention_span_layer2_head1", "normalised_span_layer2_head1",
+    }
+    assert span_metrics(two_layers)["attention_span_layer2_head1"] == pytest.approx(1.25)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from seqattn import tracking, training
+from seqattn import mlflow_experiments, tracking, training
 from seqattn.errors import TrackingError
 
 # MLflow's own SQLAlchemy use warns; nothing for us to act on.
@@ -74,6 +74,89 @@ def test_run_records_params_tags_metrics_and_artifacts(store, tmp_path):
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["curve.txt"]
     local = client.download_artifacts(run.info.run_id, "curve.txt", str(tmp_path / "download"))
     assert Path(local).read_text() == "a figure stands here"
+
+
+def test_log_curve_logs_one_metric_stepped_by_position_in_one_batch(store, monkeypatch):
+    uri, _ = store
+    batches = []
+    log_batch = MlflowClient.log_batch
+
+    def counted(client, run_id, **kwargs):
+        if kwargs.get("metrics"):  # MLflow itself logs tags this way
+            batches.append(len(kwargs["metrics"]))
+        return log_batch(client, run_id, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", counted)
+    curve = np.linspace(1.0, 2.0, 300)
+    with tracking.start_run("forecast", "curves", tracking_uri=uri) as run:
+        tracking.log_curve("test mse@step", curve, first_step=1)
+        tracking.log_curve("gaps", [0.5, float("nan"), 0.25, float("inf")])
+    assert batches == [300, 2]  # one call per curve; NaN and inf left out
+    client = MlflowClient(uri)
+    steps = _metric_steps(client, run.info.run_id, "test_mse_at_step")
+    assert [s for s, _ in steps] == list(range(1, 301))
+    np.testing.assert_allclose([v for _, v in steps], curve)
+    assert _metric_steps(client, run.info.run_id, "gaps") == [(0, 0.5), (2, 0.25)]
+    assert client.get_run(run.info.run_id).data.metrics["test_mse_at_step"] == 2.0  # the table shows the last
+
+
+def test_log_artifact_to_a_finished_run_by_id(store, tmp_path):
+    uri, _ = store
+    figure = tmp_path / "figure.png"
+    figure.write_bytes(b"png")
+    with tracking.start_run("attention", "parent", tracking_uri=uri):
+        with tracking.start_run("attention", "model-seed0", seed=0, nested=True) as model_run:
+            pass
+        tracking.log_artifact(figure, run_id=model_run.info.run_id)  # drawn after the model run ended
+    client = MlflowClient(uri)
+    assert [a.path for a in client.list_artifacts(model_run.info.run_id)] == ["figure.png"]
+
+
+def test_experiments_are_described_model_training_experiments_with_a_headline_view(store):
+    """What makes MLflow's UI open a part's experiment on its runs table, read back through the API."""
+    uri, _ = store
+    client = MlflowClient(uri)
+    with tracking.start_run("video", "made-before", tracking_uri=uri):
+        pass
+    older = client.get_experiment_by_name("seqattn-part3-video")
+    for key in (mlflow_experiments.NOTE_TAG, mlflow_experiments.KIND_TAG, mlflow_experiments.VIEW_TAG):
+        client.delete_experiment_tag(older.experiment_id, key)  # as a store from before this release
+
+    for part in ("attention", "forecast", "video"):
+        with tracking.start_run(part, "etth1-M-L96-H96-hybrid-s3", seed=3, tracking_uri=uri) as run:
+            pass
+        experiment = client.get_experiment(run.info.experiment_id)
+        assert experiment.name == tracking.EXPERIMENTS[part]
+        tags = experiment.tags
+        assert tags["mlflow.note.content"] == mlflow_experiments.DESCRIPTIONS[part]
+        assert tags["mlflow.note.content"].startswith(f"Part {list(tracking.EXPERIMENTS).index(part) + 1}: ")
+        assert tags["mlflow.experimentKind"] == "custom_model_development"
+        view = json.loads(tags["mlflow.sharedViewState.seqattn-headline"])
+        assert view["name"] == "seqattn: headline metrics" and isinstance(view["createdAt"], int)
+        state = json.loads(view["state"])
+        assert state["groupBy"] == {"aggregateFunction": "average",
+                                    "groupByKeys": [{"mode": "tag", "groupByData": "seqattn.case"}]}
+        headline = {"attention": ["alignment_accuracy", "attention_span"], "forecast": ["test_mse", "test_mae"],
+                    "video": ["mse_far", "attention_span"]}[part]
+        assert {f"metrics.`{name}`" for name in headline} <= set(state["selectedColumns"])
+        # The run is in the group of its case, the same model and settings over seeds.
+        assert client.get_run(run.info.run_id).data.tags["seqattn.case"] == "etth1-M-L96-H96-hybrid"
+    assert experiment.experiment_id == older.experiment_id  # the existing experiment, now described
+
+    with tracking.start_run("video", "again", tracking_uri=uri):
+        pass
+    assert client.get_experiment(older.experiment_id).tags == experiment.tags  # kept, not rewritten
+    page = mlflow_experiments.runs_page("http://127.0.0.1:5000/", older.experiment_id)
+    assert page == (f"http://127.0.0.1:5000/#/experiments/{older.experiment_id}/runs"
+                    "?workflowType=machine_learning&viewStateShareKey=seqattn-headline")
+
+
+def test_case_name_drops_the_seed_suffix_only():
+    assert tracking.case_name("retrieval-seed2", 2) == "retrieval"
+    assert tracking.case_name("etth1-M-L96-H96-hybrid-s0", 0) == "etth1-M-L96-H96-hybrid"
+    assert tracking.case_name("htap-seed1", 1) == "htap"
+    assert tracking.case_name("ablation-etth1-L96-H96-1a2b3c4d", 0) == "ablation-etth1-L96-H96-1a2b3c4d"
+    assert tracking.case_name("model-s10", 1) == "model-s10"
 
 
 def test_nested_runs_carry_the_parent_id(store):

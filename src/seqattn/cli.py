@@ -72,6 +72,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--tracking-uri", default=None,
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db in the working directory)",
     )
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars (they are drawn only when stderr is a terminal anyway)")
 
 
 def preselect_backend(argv: list[str]) -> bool:
@@ -117,9 +119,25 @@ def ui_command(args: argparse.Namespace) -> list[str]:
 
 
 def run_ui(args: argparse.Namespace) -> None:
-    """Replace this process by the MLflow UI, so Ctrl-C and signals reach the server itself."""
+    """Replace this process by the MLflow UI, so Ctrl-C and signals reach the server itself.
+
+    First the project's experiments are made ready for it (`seqattn.mlflow_experiments`: described,
+    model-training, with a saved view of their headline metrics), and the address of each one's
+    runs table is printed: the UI's own home page is its GenAI overview.
+    """
+    from mlflow import MlflowClient
+
+    from seqattn import mlflow_experiments
+
     command = ui_command(args)
-    print(f"MLflow UI on http://{args.host}:{args.port} (store {command[5]}); Ctrl-C stops it", flush=True)
+    client = MlflowClient(command[5])
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # a browser cannot open 0.0.0.0
+    base = f"http://{host}:{args.port}"
+    print(f"MLflow UI on {base} (store {command[5]}); Ctrl-C stops it. Open the runs of each part:", flush=True)
+    for part, description in PARTS.items():
+        experiment = mlflow_experiments.ensure(client, part)
+        print(f"  {description.split(':')[0]} ({part}): {mlflow_experiments.runs_page(base, experiment.experiment_id)}",
+              flush=True)
     # MLflow's job runner starts seven worker processes for GenAI jobs this study never runs.
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     os.execv(command[0], command)
@@ -154,10 +172,11 @@ def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
 def run_part(name: str, args: argparse.Namespace) -> dict:
     import keras
 
-    from seqattn import distributed, tracking
+    from seqattn import distributed, progress, tracking
     from seqattn.backend import limit_torch_threads
     from seqattn.io import source_state
 
+    progress.set_quiet(args.quiet)
     source_state()  # results record the commit this process loaded, even if HEAD moves meanwhile
     limit_torch_threads()
     context = distributed.configure(args.distribute)

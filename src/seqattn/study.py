@@ -33,7 +33,7 @@ def part_arguments(part: str, study_args: argparse.Namespace) -> argparse.Namesp
     cli.add_common_arguments(parser)
     cli.load_part(part).add_arguments(parser)
     args = parser.parse_args([])
-    for name in ("backend", "profile", "seeds", "out", "tracking_uri", "distribute"):
+    for name in ("backend", "profile", "seeds", "out", "tracking_uri", "distribute", "quiet"):
         setattr(args, name, getattr(study_args, name))
     return args
 

@@ -16,6 +16,7 @@ the gathered table as artifacts; it ends FAILED if any child failed.
 Store: processes on one machine can share the default SQLite store (SQLite serialises their
 writes); children on several hosts need an `mlflow server` URL as --tracking-uri. Each child
 gets OMP_NUM_THREADS = cores / parallel unless set, and with --gpus a CUDA device round-robin.
+On a terminal a progress bar counts the children finished (`seqattn.progress`; --quiet: none).
 """
 
 import argparse
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 from seqattn.errors import ConfigError, SeqattnError, TrackingError
+from seqattn.progress import progress, progress_write, set_quiet
 from seqattn.report import mean_std
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -58,23 +60,25 @@ def run_children(commands: dict[str, list[str]], parent_run_id: str, tracking_ur
     threads = max(1, (os.cpu_count() or 1) // parallel)
     waiting, running, codes = list(commands.items()), {}, {}
     started = 0
-    while waiting or running:
-        while waiting and len(running) < parallel:
-            label, argv = waiting.pop(0)
-            gpu = gpus[started % len(gpus)] if gpus else None
-            log = open(log_dir / f"{label}.log", "w")
-            env = child_env(parent_run_id, label, tracking_uri, threads, gpu)
-            running[label] = (subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env), log)
-            started += 1
-            print(f"sweep: started {label}: {shlex.join(argv)}", flush=True)
-        for label, (process, log) in list(running.items()):
-            if process.poll() is not None:
-                log.close()
-                codes[label] = process.returncode
-                del running[label]
-                state = "done" if process.returncode == 0 else f"FAILED (exit {process.returncode}, see {log.name})"
-                print(f"sweep: {label} {state}", flush=True)
-        time.sleep(_POLL_S)
+    with progress(total=len(commands), desc="sweep children", unit="run", leave=True) as bar:
+        while waiting or running:
+            while waiting and len(running) < parallel:
+                label, argv = waiting.pop(0)
+                gpu = gpus[started % len(gpus)] if gpus else None
+                log = open(log_dir / f"{label}.log", "w")
+                env = child_env(parent_run_id, label, tracking_uri, threads, gpu)
+                running[label] = (subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env), log)
+                started += 1
+                progress_write(f"sweep: started {label}: {shlex.join(argv)}")
+            for label, (process, log) in list(running.items()):
+                if process.poll() is not None:
+                    log.close()
+                    codes[label] = process.returncode
+                    del running[label]
+                    state = "done" if process.returncode == 0 else f"FAILED (exit {process.returncode}, see {log.name})"
+                    progress_write(f"sweep: {label} {state}")
+                    bar.update()
+            time.sleep(_POLL_S)
     return codes
 
 
@@ -187,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="outputs", help="children write to OUT/sweeps/NAME/LABEL/")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow store shared by all children (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (it is drawn only when stderr is a terminal anyway)")
     parser.epilog = "Options after -- go to every child, e.g. -- --epochs 5."
     return parser
 
@@ -196,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     split = argv.index("--") if "--" in argv else len(argv)
     args = build_parser().parse_args(argv[:split])
     args.part_args = argv[split + 1:]
+    set_quiet(args.quiet)
     try:
         return _sweep(args)
     except SeqattnError as err:

@@ -2,13 +2,18 @@
 
 One experiment per part, one run per model and seed, nested under a parent run per part when the
 whole study runs. Each run records the resolved config as params, per-epoch and final metrics,
-figures and results.json as artifacts, and tags for backend, seed, versions and git commit.
+curves (`log_curve`: a metric per horizon step or frame), figures and results.json as artifacts,
+and tags for backend, seed, versions and git commit. Experiments are created and kept described
+for MLflow's UI by `seqattn.mlflow_experiments`; runs of one model and settings over seeds share
+the tag `seqattn.case`, by which the UI groups them.
 
 The store is MLflow's default, SQLite `mlflow.db` in the working directory (so `mlflow ui` there
 shows the runs), unless `--tracking-uri` or MLFLOW_TRACKING_URI names another one.
 """
 
+import math
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -17,16 +22,14 @@ from pathlib import Path
 
 import keras
 import mlflow
+from mlflow.entities import Metric
 
 from seqattn.errors import TrackingError
+from seqattn import mlflow_experiments
 from seqattn.io import environment_info
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-EXPERIMENTS = {
-    "attention": "seqattn-part1-attention",
-    "forecast": "seqattn-part2-forecast",
-    "video": "seqattn-part3-video",
-}
+EXPERIMENTS = mlflow_experiments.EXPERIMENTS
 _MAX_PARAM_LENGTH = 6000  # MLflow's limit on one param value
 PARENT_RUN_ENV = "SEQATTN_PARENT_RUN_ID"
 SWEEP_LABEL_ENV = "SEQATTN_SWEEP_LABEL"
@@ -64,6 +67,14 @@ def flatten(config: Mapping, prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def case_name(run_name: str, seed: int) -> str:
+    """The run name less its seed suffix ('-seed3', '-s3'): what runs differing only in seed share."""
+    for suffix in (f"-seed{seed}", f"-s{seed}"):
+        if run_name.endswith(suffix):
+            return run_name[: -len(suffix)]
+    return run_name
+
+
 @contextmanager
 def start_run(
     part: str,
@@ -78,15 +89,18 @@ def start_run(
 ) -> Iterator[mlflow.ActiveRun]:
     """Open (or, given `run_id`, reopen) a run in the part's experiment.
 
-    A reopened run is continued, not duplicated: params and tags are logged only when new.
-    A new top-level run becomes a child of `parent_run_id`, or of $SEQATTN_PARENT_RUN_ID: how the
-    processes of a sweep (`seqattn.sweep`) attach their runs to the sweep's parent run.
+    A reopened run is continued, not duplicated: params and tags are logged only when new. A run
+    with a seed is tagged `seqattn.case` (`case_name`). A new top-level run becomes a child of
+    `parent_run_id`, or of $SEQATTN_PARENT_RUN_ID: how the processes of a sweep (`seqattn.sweep`)
+    attach their runs to the sweep's parent run. The experiment is made ready for MLflow's UI
+    first (`mlflow_experiments.ensure`).
     """
     if part not in EXPERIMENTS:
         raise ValueError(f"part must be one of {sorted(EXPERIMENTS)}; got {part!r}")
     if not nested:
         configure(tracking_uri)
-    mlflow.set_experiment(EXPERIMENTS[part])
+    experiment = mlflow_experiments.ensure(mlflow.MlflowClient(), part)
+    mlflow.set_experiment(experiment_id=experiment.experiment_id)
     if nested or run_id is not None:
         parent_run_id = None  # nested: the active run is the parent; reopened: it has one already
     else:
@@ -100,26 +114,48 @@ def start_run(
             tags["seqattn.part"] = part
             if seed is not None:
                 tags["seqattn.seed"] = str(seed)
+                tags[mlflow_experiments.CASE_TAG] = case_name(run_name, seed)
             if parent_run_id and os.environ.get(SWEEP_LABEL_ENV):
                 tags["seqattn.sweep_label"] = os.environ[SWEEP_LABEL_ENV]
             mlflow.set_tags(tags)
         yield run
 
 
+def _metric_name(name: str) -> str:
+    return name.replace("@", "_at_").replace(" ", "_")
+
+
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     """Log finite scalar metrics to the active run (names sanitised for MLflow)."""
-    clean = {}
-    for name, value in metrics.items():
-        value = float(value)
-        if value == value and abs(value) != float("inf"):
-            clean[name.replace("@", "_at_").replace(" ", "_")] = value
+    clean = {_metric_name(name): float(value) for name, value in metrics.items() if math.isfinite(float(value))}
     if clean:
         mlflow.log_metrics(clean, step=step)
 
 
-def log_artifact(path: str | os.PathLike, artifact_path: str | None = None) -> None:
-    if Path(path).exists():
+def log_curve(name: str, values, first_step: int = 0, run_id: str | None = None) -> None:
+    """Log a curve as one metric whose step is the position along it: values[i] at step first_step + i.
+
+    For MSE per horizon step or per predicted frame, span per decoder step: MLflow's UI draws the
+    metric over its steps, and the runs table shows the last point. Non-finite values are left out.
+    One `MlflowClient.log_batch` call (split by MLflow into batches of 1000), not one per point.
+    `run_id` defaults to the active run.
+    """
+    run_id = run_id or mlflow.active_run().info.run_id
+    timestamp = int(time.time() * 1000)
+    points = [Metric(_metric_name(name), float(value), timestamp, first_step + i)
+              for i, value in enumerate(values) if math.isfinite(float(value))]
+    if points:
+        mlflow.MlflowClient().log_batch(run_id, metrics=points)
+
+
+def log_artifact(path: str | os.PathLike, artifact_path: str | None = None, run_id: str | None = None) -> None:
+    """Log a file, if it exists, to the active run or to `run_id` (e.g. a figure of a finished model run)."""
+    if not Path(path).exists():
+        return
+    if run_id is None:
         mlflow.log_artifact(str(path), artifact_path=artifact_path)
+    else:
+        mlflow.MlflowClient().log_artifact(run_id, str(path), artifact_path=artifact_path)
 
 
 class MLflowCallback(keras.callbacks.Callback):

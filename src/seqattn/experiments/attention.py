@@ -17,7 +17,7 @@ from seqattn import tracking, training
 from seqattn.data.retrieval import make_retrieval_task
 from seqattn.errors import ConfigError
 from seqattn.io import atomic_path, ensure_writable_dir, environment_info, write_json_atomic
-from seqattn.metrics import attention_span, span_report
+from seqattn.metrics import attention_span, span_metrics, span_report
 from seqattn.models.retrieval import RetrievalModel
 from seqattn.plots.alignment import plot_alignment
 from seqattn.report import markdown_table, mean_std
@@ -90,27 +90,27 @@ def evaluate(model: RetrievalModel, task) -> tuple[dict, np.ndarray]:
     correct_map = np.zeros_like(weights[:, 0])
     n = task.alignment.shape[1]
     correct_map[np.arange(len(weights))[:, None], np.arange(n)[None, :], task.alignment] = 1.0
-    spans = span_report({"cross_attention": weights})
+    per_head = span_metrics(span_report({"cross_attention": weights}))
+    means = {name: per_head.pop(name) for name in ("attention_span", "normalised_span", "attention_entropy")}
     metrics = {
         "answer_accuracy": float((answers == task.targets).mean()),
         "alignment_accuracy": float((chosen_item == task.alignment).mean()),
-        "attention_span": spans["span"],
-        "normalised_span": spans["normalised_span"],
-        "attention_entropy": spans["entropy"],
+        **means,
         "correct_attention_span": float(attention_span(correct_map).mean()),
         "uniform_attention_entropy": float(np.log(n)),
+        **per_head,  # attention_span_head1, normalised_span_head1, ...
     }
-    for head, value in enumerate(spans["layers"]["cross_attention"]["span"]):
-        metrics[f"attention_span_head{head + 1}"] = value
     return metrics, weights
 
 
-def train_one_seed(config: AttentionConfig, seed: int, out: Path, tracking_uri: str | None) -> tuple[dict, RetrievalModel]:
+def train_one_seed(config: AttentionConfig, seed: int, out: Path,
+                   tracking_uri: str | None) -> tuple[dict, RetrievalModel, str]:
+    """Train and evaluate one seed in its own nested run; returns its metrics, model and run id."""
     train = make_retrieval_task(config.train_samples, config.n_pairs, config.n_keys, config.n_values, seed)
     test = make_retrieval_task(config.test_samples, config.n_pairs, config.n_keys, config.n_values, seed + 10_000)
     state_dir = out / f"seed{seed}"
     with training.resumable_run("attention", f"retrieval-seed{seed}", state_dir, config=asdict(config),
-                                seed=seed, nested=True, tracking_uri=tracking_uri):
+                                seed=seed, nested=True, tracking_uri=tracking_uri) as run:
         keras.utils.set_random_seed(seed)
         model = build_model(config)
         training.fit(model, train.inputs(), train.targets, epochs=config.epochs, state_dir=state_dir, seed=seed,
@@ -120,7 +120,7 @@ def train_one_seed(config: AttentionConfig, seed: int, out: Path, tracking_uri: 
         model_path = state_dir / "model.keras"
         model.save(model_path)
         tracking.log_artifact(model_path)
-    return metrics, model
+    return metrics, model, run.info.run_id
 
 
 def summarise(per_seed: dict[int, dict]) -> dict:
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> dict:
     with training.resumable_run("attention", f"attention-{args.profile}", out, config=asdict(config),
                                 tracking_uri=args.tracking_uri):
         for seed in config.seeds:
-            per_seed[seed], model = train_one_seed(config, seed, out, args.tracking_uri)
+            per_seed[seed], model, seed_run_id = train_one_seed(config, seed, out, args.tracking_uri)
         summary = summarise(per_seed)
         tracking.log_metrics({f"{k}_mean": v["mean"] for k, v in summary.items()})
 
@@ -165,6 +165,7 @@ def run(args: argparse.Namespace) -> dict:
             tmp.write_text(f"# Part 1: key-value retrieval\n\n{table}\n")
         for path in (figure, out / "results.json", out / "results.md"):
             tracking.log_artifact(path)
+        tracking.log_artifact(figure, run_id=seed_run_id)  # and beside the model it shows
     print(f"\nPart 1 ({args.profile}, seeds {list(config.seeds)}):\n{table}\n")
     print(f"wrote {out / 'results.json'} and {figure}")
     return results

@@ -7,6 +7,11 @@ the test windows with `seqattn.metrics.forecast`, and log the run to MLflow (exp
 `<out>/forecast/results.json`, `results.md` (our table and, apart, the published one) and
 `forecast_attention.png` (attention heatmap, attention span over lags, forecast vs truth).
 
+Each model's run logs test MSE and MAE (overall, and per horizon step as the curves
+`test_mse_per_step` and `test_mae_per_step`), its training curves per epoch, and, for the
+hybrid, its Attention Span over the lookback (`attention_span` in steps, `normalised_span`, per
+head, and per decoder segment as a curve). The figure is an artifact of the hybrid run it shows.
+
 Finished runs leave `run.json` (and the hybrid's `model.keras`) in their state folder, so rerunning
 the same command after an interruption continues where it stopped instead of starting over.
 """
@@ -28,9 +33,10 @@ from seqattn.data import chaotic, ett
 from seqattn.data.windows import ForecastData, Series, fraction_borders, make_windows
 from seqattn.io import atomic_path, ensure_writable_dir, environment_info, write_json_atomic
 from seqattn.metrics import forecast as fm
-from seqattn.metrics.attention import span_report
+from seqattn.metrics.attention import span_metrics, span_report
 from seqattn.models.baselines import DLinear, RepeatLast, seq2seq_rnn
 from seqattn.models.forecaster import DECODINGS, RNNS, Forecaster
+from seqattn.progress import progress
 from seqattn.report import markdown_table, mean_std
 
 DESCRIPTION = (
@@ -246,6 +252,7 @@ def evaluate(pred: np.ndarray, data: ForecastData, chaotic_series: bool) -> dict
     metrics = {"mse": fm.mse(pred, true), "mae": fm.mae(pred, true)}
     steps = fm.per_step_errors(pred, true)
     metrics["mse_per_step"] = steps["mse"].tolist()
+    metrics["mae_per_step"] = steps["mae"].tolist()
     if chaotic_series:
         # Normalised by each channel's std over the test rows (on the scale the model sees).
         start, end = data.rows["test"]
@@ -258,12 +265,36 @@ def evaluate(pred: np.ndarray, data: ForecastData, chaotic_series: bool) -> dict
     return metrics
 
 
+def predict(model, x: np.ndarray, desc: str, batch_size: int = 256) -> np.ndarray:
+    """`model.predict` batch by batch under a progress bar (Keras's own bar would fill CI logs)."""
+    starts = range(0, len(x), batch_size)
+    return np.concatenate([model.predict_on_batch(x[i : i + batch_size]) for i in progress(starts, desc, unit="batch")])
+
+
+def log_evaluation(metrics: dict) -> None:
+    """Test metrics of one run: scalars as `test_<name>`, per-step lists as curves over horizon steps 1..H."""
+    tracking.log_metrics({f"test_{k}": v for k, v in metrics.items() if np.isscalar(v)})
+    for name, curve in metrics.items():
+        if name.endswith("_per_step"):
+            tracking.log_curve(f"test_{name}", curve, first_step=1)
+
+
+def log_attention(summary: dict) -> None:
+    """The hybrid's Attention Span: scalars (steps, normalised, per head) and curves over segments."""
+    tracking.log_metrics(summary["metrics"])
+    tracking.log_curve("attention_span_per_decoder_segment", summary["span_per_decoder_step"], first_step=1)
+    tracking.log_curve("attention_mass_per_lookback_segment", summary["mass_per_lookback_segment"], first_step=1)
+
+
 def _fingerprint(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, verbose, **overrides) -> tuple:
-    """Train one model for one seed inside a nested MLflow run; cached in `state_dir/run.json`."""
+    """Train one model for one seed inside a nested MLflow run; cached in `state_dir/run.json`.
+
+    The record holds the run's id, and for a hybrid with attention its Attention Span.
+    """
     done = state_dir / "run.json"
     model_file = state_dir / "model.keras"
     if done.is_file():
@@ -275,7 +306,7 @@ def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, ve
     run_config = {"model": name, "dataset": data.series.name, "lookback": data.lookback,
                   "horizon": data.horizon, "epochs": epochs, **overrides}
     start = time.perf_counter()
-    with training.resumable_run(PART, run_name, state_dir, nested=True, config=run_config, seed=seed):
+    with training.resumable_run(PART, run_name, state_dir, nested=True, config=run_config, seed=seed) as run:
         model = build_model(name, config, data.lookback, data.horizon, **overrides)
         epochs_run = 0
         if name != "repeat":
@@ -287,14 +318,20 @@ def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, ve
             )
             epochs_run = history.epoch[-1] + 1  # history.epoch counts the epochs before a resume too
         train_time = time.perf_counter() - start
-        pred = model.predict(data.x["test"], batch_size=256, verbose=0)
+        pred = predict(model, data.x["test"], f"{run_name}: test windows")
         metrics = evaluate(pred, data, data.series.name in CHAOTIC)
-        tracking.log_metrics({f"test_{k}": v for k, v in metrics.items() if np.isscalar(v)})
+        log_evaluation(metrics)
         tracking.log_metrics({"train_time_s": train_time, "epochs_run": epochs_run})
+        span = {}
+        if isinstance(model, Forecaster) and model.use_attention:
+            attention = attention_summary(model, data)
+            log_attention(attention)
+            span = {"attention_span_steps": attention["span_steps"], "normalised_span": attention["normalised_span"]}
     record = {"model": name, "seed": seed, "options": overrides, "train_time_s": train_time, "epochs_run": epochs_run,
-              "parameters": int(model.count_params()), **metrics}
+              "parameters": int(model.count_params()), "mlflow_run_id": run.info.run_id, **metrics, **span}
     if isinstance(model, Forecaster) and model.use_attention:
         model.save(model_file)
+        tracking.log_artifact(model_file, run_id=run.info.run_id)
     write_json_atomic(done, record)
     return record, model
 
@@ -330,6 +367,7 @@ def attention_summary(model: Forecaster, data: ForecastData, n_windows: int = 25
         "span_per_decoder_step": (np.sum(mean * lags, axis=-1)).tolist(),
         "mass_per_lookback_segment": mean.mean(axis=0).tolist(),
         "mean_weights": mean.tolist(),
+        "metrics": span_metrics(report, scale=w),  # for tracking: span in steps, normalised, per head
     }
 
 
@@ -495,7 +533,7 @@ def run(args: argparse.Namespace) -> dict:
                     record.update(dataset=dataset, features=config.features, lookback=lookback, horizon=horizon)
                     runs.append(record)
                     if name == "hybrid" and figure_model is None and model is not None:
-                        figure_model = (model, data, run_name)
+                        figure_model = (model, data, run_name, record.get("mlflow_run_id"))
         if config.ablation:
             ablation = run_ablation(config, datasets, jobs, out, fingerprint, verbose)
 
@@ -503,12 +541,14 @@ def run(args: argparse.Namespace) -> dict:
                    "backend": keras.backend.backend(), "runs": runs, "summary": summarise(runs),
                    "ablation": ablation, "published": PUBLISHED_ETTH1_M, "environment": environment_info()}
         if figure_model is not None:
-            model, data, run_name = figure_model
+            model, data, run_name, model_run_id = figure_model
             results["attention"] = attention_summary(model, data) | {"run": run_name}
             figure = out / "forecast_attention.png"
             plot_forecast_attention(figure, model, data, results["attention"], config.figure_window,
                                     f"RNN + attention hybrid: {run_name}")
             tracking.log_artifact(figure)
+            if model_run_id:  # and beside the model it shows (a run.json from before run ids were kept has none)
+                tracking.log_artifact(figure, run_id=model_run_id)
         results["wall_time_s"] = time.perf_counter() - started
         context = (f"profile {results['profile']}, backend {results['backend']}, "
                    f"wall time {results['wall_time_s']:.0f} s")

@@ -5,7 +5,9 @@ from seqattn.metrics.attention import (
     attention_span,
     normalised_span,
     per_query_span,
+    span_metrics,
     span_report,
 )
 
-__all__ = ["attention_entropy", "attention_span", "normalised_span", "per_query_span", "span_report"]
+__all__ = ["attention_entropy", "attention_span", "normalised_span", "per_query_span", "span_metrics",
+           "span_report"]

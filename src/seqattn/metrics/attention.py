@@ -75,3 +75,22 @@ def span_report(weights_by_layer: dict, allowed=None) -> dict:
         for key in ("span", "normalised_span", "entropy")
     }
     return {"layers": layers, **summary}
+
+
+def span_metrics(report: dict, scale: float = 1.0) -> dict[str, float]:
+    """A `span_report` as flat scalars for tracking: `attention_span`, `normalised_span` and
+    `attention_entropy` (means), and per head `attention_span_head{h}` and `normalised_span_head{h}`,
+    named `..._layer{l}_head{h}` (1-based, in the report's order) when there are several layers.
+
+    `scale` converts spans from positions to the caller's unit (e.g. steps per segment); the
+    normalised span and the entropy have none.
+    """
+    metrics = {"attention_span": report["span"] * scale, "normalised_span": report["normalised_span"],
+               "attention_entropy": report["entropy"]}
+    several = len(report["layers"]) > 1
+    for layer, values in enumerate(report["layers"].values(), start=1):
+        where = f"_layer{layer}" if several else ""
+        for head, (span, normalised) in enumerate(zip(values["span"], values["normalised_span"]), start=1):
+            metrics[f"attention_span{where}_head{head}"] = span * scale
+            metrics[f"normalised_span{where}_head{head}"] = normalised
+    return metrics
