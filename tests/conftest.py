@@ -1,5 +1,5 @@
 """Test set-up: the backend comes from KERAS_BACKEND (torch unless set), chosen before keras loads;
-plus the free ports and local servers that several test modules need."""
+plus the free ports, local servers and small series that several test modules need."""
 
 import os
 
@@ -12,6 +12,8 @@ import time  # noqa: E402
 import urllib.request  # noqa: E402
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 
@@ -76,6 +78,21 @@ def serve(tmp_path):
         except ProcessLookupError:
             pass
         log.close()
+
+
+@pytest.fixture
+def series_csv(tmp_path):
+    """A CSV for `seqattn forecast --dataset csv:PATH`: 1500 hourly rows of two noisy periodic
+    channels, about 20 batches an epoch, so a training command takes seconds."""
+    path = tmp_path / "series.csv"
+    t = np.arange(1500)
+    noise = np.random.default_rng(0).normal(scale=0.1, size=(len(t), 2))
+    pd.DataFrame({
+        "date": pd.date_range("2021-01-01", periods=len(t), freq="h").strftime("%Y-%m-%d %H:%M:%S"),
+        "load": np.sin(t / 4) + noise[:, 0],
+        "OT": np.cos(t / 6) + 0.3 * np.sin(t / 3) + noise[:, 1],
+    }).to_csv(path, index=False)
+    return path
 
 
 @pytest.fixture

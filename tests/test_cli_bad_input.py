@@ -6,17 +6,22 @@ argparse, 1 from a ConfigError/DataError/TrackingError), no traceback, and no re
 options are read from the parsers themselves: an option without a case here fails
 `test_every_option_has_a_bad_input_case`. Cases run in-process (`cli.main`), since each would
 otherwise pay a Python start with keras; a few run as real commands to see the real stderr.
+
+Faults of several processes (issue 15) are a table too, `PROCESS_FAULTS`, run as real commands:
+processes started at once on a new store, the same command twice, the owner of a run killed.
 """
 
 import argparse
 import gzip
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import mlflow
 import numpy as np
 import pytest
 
@@ -91,6 +96,9 @@ def _attention() -> list[Case]:
              "MLflow, tracking URI 'ftp://example.org/runs': ", 1),
         Case("attention", "--tracking-uri", ("--tracking-uri", "{folder}"),
              "MLflow, tracking URI '{folder}': The filesystem tracking backend", 1),
+        # SQLite's own error, under MLflow's SQL store, is one line too.
+        Case("attention", "--tracking-uri", ("--tracking-uri", "sqlite:///{text_file}"),
+             "MLflow, tracking URI 'sqlite:///{text_file}': (sqlite3.DatabaseError) file is not a database", 1),
     ]
 
 
@@ -337,6 +345,116 @@ def test_bad_input_from_a_real_command(command, expected, code, alone, bad_files
     if alone:
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "mlflow.db").exists()  # nothing was logged
+
+
+# ----------------------------------------------------------------------------- several processes
+
+
+FAULT_EPOCHS = 3
+
+
+def _forecast(seed: int, data: Path) -> list[str]:
+    """A forecast of a few seconds' training, logged to the default store, mlflow.db in the cwd."""
+    return [sys.executable, "-m", "seqattn.cli", "forecast", "--dataset", f"csv:{data}", "--lookback", "24",
+            "--horizon", "12", "--models", "hybrid", "--epochs", str(FAULT_EPOCHS), "--seeds", str(seed),
+            "--out", f"out{seed}"]
+
+
+def _start(command: list[str], folder: Path, name: str) -> subprocess.Popen:
+    """`command` in `folder`, stdout piped (to follow the epochs), stderr to folder/name.err."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(PYTHONUNBUFFERED="1", SEQATTN_CACHE_DIR=str(folder / "cache"))
+    with open(folder / f"{name}.err", "w") as err:
+        return subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+
+
+def _finish(process: subprocess.Popen, folder: Path, name: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) once `process` ends."""
+    out = process.stdout.read()
+    code = process.wait(timeout=600)  # a hang guard: these cores are shared with long runs
+    return code, out, (folder / f"{name}.err").read_text()
+
+
+def _wait_for(process: subprocess.Popen, line_start: str) -> None:
+    for line in process.stdout:
+        if line.startswith(line_start):
+            return
+    pytest.fail(f"the command ended (exit {process.wait()}) before printing {line_start!r}")
+
+
+def _check_store(folder: Path, commands: int) -> None:
+    """`commands` forecasts recorded once each: a FINISHED parent run with one FINISHED model run,
+    whose every metric holds each step once and whose loss holds every epoch."""
+    client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("seqattn-part2-forecast")
+    runs = client.search_runs([experiment.experiment_id])
+    assert [r.info.status for r in runs] == ["FINISHED"] * 2 * commands
+    parents = {r.info.run_id for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    children = [r for r in runs if r.info.run_id not in parents]
+    assert len(parents) == commands and sorted(r.data.tags["mlflow.parentRunId"] for r in children) == sorted(parents)
+    for run in runs:
+        for name in run.data.metrics:
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, name)]
+            assert len(steps) == len(set(steps)), (run.info.run_name, name, steps)
+    for run in children:
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == list(range(FAULT_EPOCHS))
+    assert not list(folder.rglob("*.lock"))  # every lock released
+
+
+def _new_store_four_at_once(data: Path, folder: Path) -> None:
+    """Four commands started together where no store exists yet: one creates and migrates it
+    (MLflow would in each, and all but one failed with `duplicate column name: step`)."""
+    processes = [_start(_forecast(seed, data), folder, f"p{seed}") for seed in range(4)]
+    for seed, process in enumerate(processes):
+        code, _, err = _finish(process, folder, f"p{seed}")
+        assert code == 0 and "Traceback" not in err, err
+    _check_store(folder, commands=4)
+
+
+def _same_command_twice(data: Path, folder: Path) -> None:
+    """The second of two identical commands stops at once, naming the first one's pid; the first
+    trains alone, and its MLflow run holds every epoch once."""
+    first = _start(_forecast(0, data), folder, "first")
+    try:
+        _wait_for(first, f"Epoch 2/{FAULT_EPOCHS}")
+        first.send_signal(signal.SIGSTOP)  # holds its run, mid-training, until the second one is done
+        code, out, err = _finish(_start(_forecast(0, data), folder, "second"), folder, "second")
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert code == 1, err
+    assert "Epoch" not in out  # trained nothing
+    assert err.strip().splitlines() == [f"seqattn: error: out0/forecast is in use by seqattn process {first.pid}: "
+                                        "wait for it to end, or stop it, then rerun"], err
+    code, out, err = _finish(first, folder, "first")
+    assert code == 0, err
+    _check_store(folder, commands=1)
+
+
+def _owner_killed_then_rerun(data: Path, folder: Path) -> None:
+    """kill -9 leaves the lock file behind, naming a dead process: the rerun takes the run over
+    and resumes it, in the same MLflow run."""
+    first = _start(_forecast(0, data), folder, "first")
+    _wait_for(first, f"Epoch 2/{FAULT_EPOCHS}")
+    first.send_signal(signal.SIGKILL)
+    assert _finish(first, folder, "first")[0] == -signal.SIGKILL
+    assert (folder / "out0" / "forecast" / "owner.lock").read_text() == f"{first.pid}\n"
+    code, out, err = _finish(_start(_forecast(0, data), folder, "rerun"), folder, "rerun")
+    assert code == 0, err
+    assert "Epoch 1/" not in out and f"Epoch {FAULT_EPOCHS}/{FAULT_EPOCHS}" in out, out  # resumed, to the end
+    _check_store(folder, commands=1)
+
+
+PROCESS_FAULTS = {
+    "new-store-four-at-once": _new_store_four_at_once,
+    "same-command-twice": _same_command_twice,
+    "owner-killed-then-rerun": _owner_killed_then_rerun,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", PROCESS_FAULTS)
+def test_several_processes_each_run_trains_once(fault, series_csv, tmp_path):
+    PROCESS_FAULTS[fault](series_csv, tmp_path)
 
 
 # ----------------------------------------------------------------------------- non-finite series

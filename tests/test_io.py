@@ -1,16 +1,20 @@
-"""Atomic result writing: strict JSON, no half-written or leftover files, clear errors."""
+"""Atomic result writing: strict JSON, no half-written or leftover files, clear errors; and the
+file lock that keeps a second process out."""
 
 import json
 import math
+import os
 import re
+import signal
 import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 
 from seqattn.errors import ConfigError
-from seqattn.io import atomic_path, ensure_writable_dir, environment_info, write_json_atomic
+from seqattn.io import LockHeld, atomic_path, ensure_writable_dir, environment_info, exclusive_lock, write_json_atomic
 
 
 def _reject_constant(name):
@@ -93,6 +97,42 @@ def test_ensure_writable_dir_under_a_regular_file_raises_config_error_naming_the
             ensure_writable_dir(path)
     with pytest.raises(ConfigError, match="not_a_folder"):
         write_json_atomic(blocker / "results.json", {})
+
+
+def test_exclusive_lock_names_its_holder_and_is_removed_on_release(tmp_path):
+    path = tmp_path / "owner.lock"
+    with exclusive_lock(path, wait=False):
+        assert path.read_text() == f"{os.getpid()}\n"
+    assert not path.exists()
+    with exclusive_lock(path, wait=False):  # released: the next holder gets it at once
+        assert path.is_file()
+
+
+_HOLDER = """
+import sys, time
+from seqattn.io import exclusive_lock
+with exclusive_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_lock_held_by_another_process_names_it_and_dies_with_it(tmp_path):
+    """The OS lock ends with its process, even under kill -9: the file left behind blocks no one."""
+    path = tmp_path / "owner.lock"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(LockHeld) as held:
+            with exclusive_lock(path, wait=False):
+                pass
+        assert held.value.pid == holder.pid
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert path.read_text() == f"{holder.pid}\n"  # left behind by the killed holder
+    with exclusive_lock(path, wait=False):
+        assert path.read_text() == f"{os.getpid()}\n"
 
 
 def test_environment_info_records_versions_and_commit():

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-import numpy as np
-import pandas as pd
 import pytest
 
 from seqattn import cli
@@ -27,18 +25,6 @@ KILL_AT = f"Epoch 3/{EPOCHS}"  # printed when epochs 1 and 2 are complete and ba
 
 
 # ----------------------------------------------------------------------------- the commands
-
-
-def _series_csv(path: Path) -> Path:
-    """1500 hourly rows of two noisy periodic channels: about 20 batches an epoch for Part 2."""
-    t = np.arange(1500)
-    noise = np.random.default_rng(0).normal(scale=0.1, size=(len(t), 2))
-    pd.DataFrame({
-        "date": pd.date_range("2021-01-01", periods=len(t), freq="h").strftime("%Y-%m-%d %H:%M:%S"),
-        "load": np.sin(t / 4) + noise[:, 0],
-        "OT": np.cos(t / 6) + 0.3 * np.sin(t / 3) + noise[:, 1],
-    }).to_csv(path, index=False)
-    return path
 
 
 @dataclass(frozen=True)
@@ -106,8 +92,8 @@ def _run_ids(out: Path) -> dict[Path, str]:
     return {path.parent: path.read_text() for path in out.rglob("mlflow_run_id")}
 
 
-def _assert_interrupted_run_resumes(part: Part, how: signal.Signals, tmp_path, environment, references, capsys):
-    data = _series_csv(tmp_path / "series.csv")
+def _assert_interrupted_run_resumes(part: Part, how: signal.Signals, data: Path, tmp_path, environment, references,
+                                    capsys):
     out, db = tmp_path / "out", tmp_path / "mlflow.db"
     argv = part.argv(out, db, data)
     # A job started in the background (`cmd &`) inherits SIGINT ignored, and Python then installs
@@ -164,6 +150,7 @@ def _assert_interrupted_run_resumes(part: Part, how: signal.Signals, tmp_path, e
     ("video", "SIGKILL"),
     ("forecast", "SIGINT"),  # Ctrl-C: the command says how to resume and exits 130
 ])
-def test_interrupted_command_reruns_to_the_same_runs_and_results(part, how, tmp_path, environment, references,
-                                                                   capsys):
-    _assert_interrupted_run_resumes(PARTS[part], signal.Signals[how], tmp_path, environment, references, capsys)
+def test_interrupted_command_reruns_to_the_same_runs_and_results(part, how, series_csv, tmp_path, environment,
+                                                                   references, capsys):
+    _assert_interrupted_run_resumes(PARTS[part], signal.Signals[how], series_csv, tmp_path, environment, references,
+                                    capsys)

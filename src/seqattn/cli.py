@@ -181,7 +181,9 @@ def run_part(name: str, args: argparse.Namespace) -> dict:
     limit_torch_threads()
     context = distributed.configure(args.distribute)
     args.out, args.tracking_uri = context.worker_outputs(args.out, args.tracking_uri)
-    tracking.configure(args.tracking_uri)  # an unreachable server fails now, not after loading data
+    # An unreachable server fails now, not after loading data; a new store is created by the first
+    # run, so a bad data file leaves none behind.
+    tracking.configure(args.tracking_uri, open_store=False)
     keras.utils.set_random_seed((args.seeds or [0])[0])
     return load_part(name).run(args)
 
@@ -197,9 +199,11 @@ def parse_arguments(argv: list[str], make_parser) -> argparse.Namespace:
     return args
 
 
-def _mlflow_error(err: Exception) -> bool:
-    """An MlflowException (checked by name: importing mlflow here would slow every command down)."""
-    return any(cls.__name__ == "MlflowException" and cls.__module__.startswith("mlflow.")
+def _store_error(err: Exception) -> bool:
+    """An MlflowException, or an error of the database layer under MLflow's SQL store (SQLAlchemy,
+    alembic's migrations). Checked by name: importing mlflow here would slow every command down."""
+    return any((cls.__name__ == "MlflowException" and cls.__module__.startswith("mlflow."))
+               or cls.__module__.startswith(("sqlalchemy.", "alembic."))
                for cls in type(err).__mro__)
 
 
@@ -207,7 +211,7 @@ def exit_code(prog: str, work) -> int:
     """Run `work()`; a user error becomes one line on stderr and exit 1, Ctrl-C exit 130.
 
     MLflow's own errors count as user errors: a --tracking-uri it cannot use (an unknown scheme, a
-    plain folder), a locked or unwritable store.
+    plain folder), a locked, unwritable or corrupt store.
     """
     try:
         work()
@@ -215,7 +219,7 @@ def exit_code(prog: str, work) -> int:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
     except Exception as err:
-        if not _mlflow_error(err):
+        if not _store_error(err):
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"{prog}: error: MLflow, tracking URI {sys.modules['mlflow'].get_tracking_uri()!r}: {message}",

@@ -15,3 +15,7 @@ class DataError(SeqattnError, ValueError):
 
 class TrackingError(SeqattnError):
     """The MLflow tracking store cannot be reached or written."""
+
+
+class RunInUseError(SeqattnError):
+    """Another process is running the same run: its state folder is locked."""

@@ -1,5 +1,7 @@
-"""Writing results so that an interrupted run never leaves a half-written file behind."""
+"""Writing results so that an interrupted run never leaves a half-written file behind, and
+locks that keep two processes out of the same files."""
 
+import fcntl
 import functools
 import json
 import math
@@ -7,6 +9,8 @@ import os
 import platform
 import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,6 +38,72 @@ def atomic_path(path: str | os.PathLike):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+_PID_WAIT_S = 2.0
+
+
+class LockHeld(Exception):
+    """`exclusive_lock(path, wait=False)`: another process holds `path`; `pid` is the holder's
+    (None if it had not written it yet)."""
+
+    def __init__(self, path: Path, pid: int | None):
+        super().__init__(f"{path} is held by process {pid}")
+        self.path, self.pid = path, pid
+
+
+def _holds(handle, path: Path) -> bool:
+    """Whether the locked `handle` is still the file at `path` (not one removed meanwhile)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _written_pid(handle) -> int | None:
+    handle.seek(0)
+    text = handle.read().strip()
+    return int(text) if text.isdigit() else None
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike, *, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` for the block; the file names the holder's pid.
+
+    An OS lock (flock(2)): it ends with the process that holds it however that ends, kill -9
+    included, so a lock file left behind never blocks anyone. The file is removed on release; a
+    process that opened it just before finds, once it holds the lock, that `path` is no longer
+    its file, and starts over, so two processes never both hold `path`. With wait=False, another
+    holder raises `LockHeld` at once, or as soon as the holder has written its pid (it writes it
+    right after locking; after _PID_WAIT_S the error has pid None).
+    """
+    path = Path(path)
+    deadline = time.monotonic() + _PID_WAIT_S
+    while True:
+        handle = open(path, "a+")  # a+: create if missing, never truncate another holder's pid
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _written_pid(handle)
+            handle.close()
+            if pid is not None or time.monotonic() > deadline:
+                raise LockHeld(path, pid) from None
+            time.sleep(0.05)
+            continue
+        except BaseException:
+            handle.close()
+            raise
+        if _holds(handle, path):
+            break
+        handle.close()
+    try:
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while still locked: a waiting process then starts over
+        handle.close()
 
 
 def _json_safe(value):

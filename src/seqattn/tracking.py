@@ -8,7 +8,9 @@ for MLflow's UI by `seqattn.mlflow_experiments`; runs of one model and settings 
 the tag `seqattn.case`, by which the UI groups them.
 
 The store is MLflow's default, SQLite `mlflow.db` in the working directory (so `mlflow ui` there
-shows the runs), unless `--tracking-uri` or MLFLOW_TRACKING_URI names another one.
+shows the runs), unless `--tracking-uri` or MLFLOW_TRACKING_URI names another one. Several
+processes may share a SQLite store (SQLite serialises their writes); `configure` creates a new
+one under a lock beside it, as MLflow would otherwise create and migrate it in each of them.
 """
 
 import math
@@ -17,30 +19,59 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import keras
 import mlflow
 from mlflow.entities import Metric
+import sqlalchemy
 
 from seqattn.errors import TrackingError
 from seqattn import mlflow_experiments
-from seqattn.io import environment_info
+from seqattn.io import environment_info, exclusive_lock
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 EXPERIMENTS = mlflow_experiments.EXPERIMENTS
 _MAX_PARAM_LENGTH = 6000  # MLflow's limit on one param value
 PARENT_RUN_ENV = "SEQATTN_PARENT_RUN_ID"
 SWEEP_LABEL_ENV = "SEQATTN_SWEEP_LABEL"
+_opened_databases: set[Path] = set()  # SQLite files this process has seen created and migrated
 
 
 def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
     return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def configure(tracking_uri: str | None = None) -> str:
-    """Point MLflow at the store; fail fast with one line if an HTTP server does not answer.
+def _open_sqlite_store(uri: str) -> None:
+    """Create (or check) the SQLite store at `uri` while holding `<database>.lock` beside it.
+
+    MLflow creates the tables of a new database, then migrates them, in the first call that
+    touches the store; processes started together each do so at once, and all but one fail
+    (`duplicate column name: step`). Under the lock the first one builds the store, and the
+    others, once they hold it, find it complete and only read it.
+    """
+    database = sqlalchemy.engine.make_url(uri).database
+    if not database or database == ":memory:":
+        return
+    path = Path(database).resolve()
+    if path in _opened_databases:
+        return
+    lock = path.with_name(path.name + ".lock")
+    with ExitStack() as held:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)  # as MLflow does for a new store
+            held.enter_context(exclusive_lock(lock))
+        except OSError as err:
+            raise TrackingError(f"MLflow store {uri}: cannot create {lock} ({err.strerror})") from None
+        mlflow.MlflowClient(uri).search_experiments(max_results=1)
+    _opened_databases.add(path)
+
+
+def configure(tracking_uri: str | None = None, *, open_store: bool = True) -> str:
+    """Point MLflow at the store, creating a new SQLite one safely (unless open_store=False: a
+    check before any work, which must leave no store behind); fail fast with one line if an HTTP
+    server does not answer.
 
     MLflow itself retries an unreachable server for minutes before giving up.
     """
@@ -52,6 +83,8 @@ def configure(tracking_uri: str | None = None) -> str:
             reason = getattr(err, "reason", err)
             raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason})") from None
     mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:") and open_store:
+        _open_sqlite_store(uri)
     return uri
 
 

@@ -1,7 +1,9 @@
 """Training that survives interruption, logged to MLflow.
 
 `resumable_run` keeps the MLflow run id in the run's state folder, so rerunning the same command
-after a crash continues that run instead of opening an orphan one. `fit` wraps `model.fit` with
+after a crash continues that run instead of opening an orphan one, and holds the folder for its
+process (an OS lock on `owner.lock`, which names the pid), so the same command started twice
+trains once: the second stops with the first one's pid. `fit` wraps `model.fit` with
 `keras.callbacks.BackupAndRestore`, which saves weights, optimizer and epoch at every epoch end
 and restores them when training starts again, with `EpochSeeding`, which reseeds the global
 random generators at every epoch start: Keras shuffles arrays with numpy's (or torch's) global
@@ -13,7 +15,7 @@ import json
 import os
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import keras
@@ -21,9 +23,11 @@ import mlflow
 import numpy as np
 
 from seqattn import distributed, tracking
-from seqattn.io import atomic_path
+from seqattn.errors import RunInUseError
+from seqattn.io import LockHeld, atomic_path, exclusive_lock
 
 _RUN_ID_FILE = "mlflow_run_id"
+_OWNER_FILE = "owner.lock"
 
 
 def _unfinished_run_id(state_dir: Path) -> str | None:
@@ -40,17 +44,30 @@ def _unfinished_run_id(state_dir: Path) -> str | None:
 
 @contextmanager
 def resumable_run(part: str, run_name: str, state_dir: str | os.PathLike, **start_run_kwargs) -> Iterator:
-    """Like `tracking.start_run`, but reopens the unfinished run recorded in `state_dir`."""
+    """Like `tracking.start_run`, but reopens the unfinished run recorded in `state_dir`, which
+    this process holds meanwhile: another process already in it raises RunInUseError.
+
+    The lock is the OS's, released when its process ends however it ends, so a run killed with
+    kill -9 resumes as before; without it two identical commands would share one MLflow run and
+    one BackupAndRestore folder, and log every epoch twice.
+    """
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    if not start_run_kwargs.get("nested"):
-        tracking.configure(start_run_kwargs.get("tracking_uri"))
-    run_id = _unfinished_run_id(state_dir)
-    with tracking.start_run(part, run_name, run_id=run_id, **start_run_kwargs) as run:
-        with atomic_path(state_dir / _RUN_ID_FILE) as tmp:
-            tmp.write_text(run.info.run_id)
-        yield run
-    (state_dir / _RUN_ID_FILE).unlink(missing_ok=True)
+    with ExitStack() as held:
+        try:
+            held.enter_context(exclusive_lock(state_dir / _OWNER_FILE, wait=False))
+        except LockHeld as other:
+            owner = "another seqattn process" if other.pid is None else f"seqattn process {other.pid}"
+            raise RunInUseError(f"{state_dir} is in use by {owner}: wait for it to end, or stop it, "
+                                f"then rerun") from None
+        if not start_run_kwargs.get("nested"):
+            tracking.configure(start_run_kwargs.get("tracking_uri"))
+        run_id = _unfinished_run_id(state_dir)
+        with tracking.start_run(part, run_name, run_id=run_id, **start_run_kwargs) as run:
+            with atomic_path(state_dir / _RUN_ID_FILE) as tmp:
+                tmp.write_text(run.info.run_id)
+            yield run
+        (state_dir / _RUN_ID_FILE).unlink(missing_ok=True)
 
 
 class EpochSeeding(keras.callbacks.Callback):
