@@ -3,42 +3,43 @@
 All three take a clip (B, T, H, W, C) and return the next-frame predictions for frames 2..T,
 (B, T - 1, H, W, C): frames 2..context are one-step predictions from observed frames, frames
 context+1..T come from a closed-loop rollout that sees only the first `context` frames. The
-frames after the context in the input are never read, so plain `compile`/`fit` trains the
-rollout on every backend (the target is `clip[:, 1:]`), and `predict` on a longer clip rolls out
+frames after the context in the input are never read, and `predict` on a longer clip rolls out
 further than training did.
 
-- TAP: a latent predictor whose transition is recurrent (GRU or LSTM cell stepped in closed
-  loop), after the recurrent latent-transition predictors of Denton & Fergus (2018, SVG) and
-  Hafner et al. (2019, PlaNet's RSSM). "TAP" is this project's name for that generic baseline;
-  it is not Jayaraman et al.'s (2019) Time-Agnostic Prediction.
-- H-TAP: the same codec, with the transition replaced by a causal temporal transformer over the
-  whole latent history (`temporal_transformer.py`), rolled out with a key/value cache.
+- TAP: a latent predictor whose transition is recurrent: a convolutional GRU (or LSTM) cell over
+  the latent grid, stepped in closed loop, after the recurrent latent-transition predictors of
+  Denton & Fergus (2018, SVG) and Hafner et al. (2019, PlaNet's RSSM). "TAP" is this project's name
+  for that generic baseline; it is not Jayaraman et al.'s (2019) Time-Agnostic Prediction.
+- H-TAP: the same codec, with the transition replaced by causal space-time attention over the
+  whole latent history (`transitions.SpaceTimeBlock`), rolled out with a key/value cache.
 - ConvLSTM (Shi et al., 2015): the pixel-space anchor, in the OpenSTL layout: frames are folded
   into 4x4 patches (64x64x1 -> 16x16x16) and ConvLSTM2D layers run on the folded grid.
 
-Closed loop in latent space: the latent models feed back their own predicted latent, never a
-re-encoded predicted frame. Each transition step predicts a residual, z_{t+1} = z_t + f(h_t); the
-decoder turns every predicted latent into a frame at the end, in one batch. Feeding latents back
-keeps the rollout cheap (no encoder pass per step) and trains the transition on its own outputs
-through the whole horizon, so no scheduled sampling is needed.
-
-Skip features (`skip_features=True`, off by default; Denton & Fergus, 2018, SVG): the decoder also
-takes the encoder's feature maps of the newest observed frame, content from the last ground-truth
-frame and dynamics from the latent transition, so static appearance need not pass through the
-latent. A one-step prediction inside the context (frame t+1, t < context) takes the maps of frame
-t, the frame it is predicted from; every rollout frame after the context takes the maps of the
-last observed frame, `context`. Both latent predictors get the skips through the shared codec.
+Latents are grids (B, g, g, C) in (-1, 1) (`frame_codec`). Closed loop in latent space: the latent
+models feed back their own predicted latent, never a re-encoded predicted frame, and the decoder
+turns every predicted latent into a frame at the end, in one batch. Each step predicts a residual
+in the codec's pre-tanh space, z_{t+1} = tanh(atanh(z_t) + f(history)_t), so the untrained
+transition already holds the last latent still (the last-frame baseline) and no rollout can leave
+the codec's range. The experiment trains the codec first and the transitions on its latents
+(`experiments/video_training.py`); `call` is the whole frame-to-frame model that is saved,
+evaluated and benchmarked.
 """
-
-import math
 
 import keras
 from keras import ops
 
-from seqattn.models.frame_codec import FrameDecoder, FrameEncoder
-from seqattn.models.temporal_transformer import CausalTemporalTransformer
+from seqattn.models.frame_codec import FrameDecoder, FrameEncoder, grid_size
+from seqattn.models.transitions import (
+    RNN_CELLS, ConvRNNCell, SpaceTimeBlock, conv_rnn_params, space_time_block_params,
+)
 
-RNN_CELLS = ("gru", "lstm")
+_ATANH_LIMIT = 0.999  # atanh(0.999) = 3.8: keeps the residual step finite on saturated codes
+
+
+def residual_step(z, delta):
+    """z_{t+1} = tanh(atanh(z_t) + delta): a residual update that stays inside (-1, 1)."""
+    z = ops.clip(z, -_ATANH_LIMIT, _ATANH_LIMIT)
+    return ops.tanh(0.5 * ops.log((1.0 + z) / (1.0 - z)) + delta)
 
 
 def _check_clip(frames, context: int, frame_size: int, channels: int) -> None:
@@ -60,62 +61,74 @@ def _next_frames_shape(clip_shape):
 
 
 class _LatentPredictor(keras.Model):
-    """Shared codec and the clip -> next-frame contract; subclasses define the transition."""
+    """Shared codec and the clip -> next-frame contract; subclasses define the transition.
 
-    def __init__(self, context: int = 10, latent_dim: int = 128, filters=(16, 32, 64, 64),
-                 frame_size: int = 64, channels: int = 1, skip_features: bool = False, **kwargs):
+    Subclasses implement `rollout_latents(latents (B, c, g, g, C), horizon)`, which returns the
+    predictions of z_2..z_{c+horizon}, (B, c + horizon - 1, g, g, C): one-step predictions from
+    the observed latents, then a closed loop on its own predictions.
+    """
+
+    def __init__(self, context: int = 10, latent_channels: int = 16, codec_widths=(32, 64), token_patch: int = 2,
+                 frame_size: int = 64, channels: int = 1, **kwargs):
         super().__init__(**kwargs)
         if int(context) < 1:
             raise ValueError(f"context must be a positive integer; got {context}")
         self.context = int(context)
-        self.latent_dim = int(latent_dim)
-        self.filters = tuple(int(f) for f in filters)
+        self.latent_channels = int(latent_channels)
+        self.codec_widths = tuple(int(w) for w in codec_widths)
         self.frame_size = int(frame_size)
         self.channels = int(channels)
-        self.skip_features = bool(skip_features)
-        self.encoder = FrameEncoder(latent_dim, filters, frame_size, skip_features, name="encoder")
-        self.decoder = FrameDecoder(filters, frame_size, channels, skip_features, name="decoder")
+        self.grid = grid_size(self.frame_size, self.codec_widths)
+        self.token_patch = int(token_patch)
+        if self.token_patch < 1 or self.grid % self.token_patch:
+            raise ValueError(f"token_patch={token_patch} must divide the latent grid side {self.grid}")
+        self.encoder = FrameEncoder(latent_channels, codec_widths, frame_size, name="encoder")
+        self.decoder = FrameDecoder(codec_widths, frame_size, channels, name="decoder")
+
+    @property
+    def latent_shape(self) -> tuple:
+        return (self.grid, self.grid, self.latent_channels)
+
+    @property
+    def token_shape(self) -> tuple:
+        """What the transition steps on: the latent grid folded into patches of token_patch^2 cells."""
+        side = self.grid // self.token_patch
+        return (side, side, self.token_patch**2 * self.latent_channels)
+
+    def rollout_latents(self, latents, horizon: int, training=None, **kwargs):
+        """Observed latents (B, c, g, g, Cz) -> predictions of z_2..z_{c+horizon}, (B, c + horizon - 1, g, g, Cz).
+
+        The transition runs on tokens, patches of token_patch x token_patch latent cells (as
+        TimeSformer's patches, and 4x fewer sequences for H-TAP to attend over per frame).
+        """
+        result = self.rollout_tokens(_fold(latents, self.token_patch), horizon, training=training, **kwargs)
+        tokens, extra = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
+        latents = _unfold(tokens, self.token_patch, self.latent_channels)
+        return (latents, *extra) if extra else latents
 
     def build(self, input_shape=None):
         self.encoder.build((None, self.frame_size, self.frame_size, self.channels))
-        self.decoder.build((None, self.latent_dim))
+        self.decoder.build((None, *self.latent_shape))
         self._build_transition()
 
-    def encode(self, frames, return_skips: bool = False):
-        """(B, T, H, W, C) -> (B, T, D); with return_skips (needs skip_features), also the
-        encoder's feature maps, high to low resolution, each (B, T, h, w, f)."""
+    def encode(self, frames, training=False):
+        """(B, T, H, W, C) frames -> (B, T, g, g, Cz) latents."""
         t = frames.shape[1]
         flat = ops.reshape(frames, (-1, self.frame_size, self.frame_size, self.channels))  # (B*T, H, W, C)
-        encoded = self.encoder(flat)
-        latents, skips = encoded if self.skip_features else (encoded, None)  # (B*T, D), L x (B*T, h, w, f)
-        latents = ops.reshape(latents, (-1, t, self.latent_dim))  # (B, T, D)
-        if not return_skips:
-            return latents
-        if skips is None:
-            raise ValueError("encode(return_skips=True) needs a model built with skip_features=True")
-        return latents, [ops.reshape(s, (-1, t, *s.shape[1:])) for s in skips]  # L x (B, T, h, w, f)
+        return ops.reshape(self.encoder(flat, training=training), (-1, t, *self.latent_shape))
 
-    def decode(self, latents, skips=None):
-        """(B, T, D) latents, and with skip_features their skips L x (B, T, h, w, f) -> (B, T, H, W, C)."""
+    def decode(self, latents, training=False):
+        """(B, T, g, g, Cz) latents -> (B, T, H, W, C) frames."""
         t = latents.shape[1]
-        flat = ops.reshape(latents, (-1, self.latent_dim))  # (B*T, D)
-        if self.skip_features:
-            frames = self.decoder(flat, [ops.reshape(s, (-1, *s.shape[2:])) for s in skips])  # (B*T, H, W, C)
-        else:
-            frames = self.decoder(flat)  # (B*T, H, W, C)
+        frames = self.decoder(ops.reshape(latents, (-1, *self.latent_shape)), training=training)  # (B*T, H, W, C)
         return ops.reshape(frames, (-1, t, self.frame_size, self.frame_size, self.channels))
 
     def call(self, frames, training=None):
         _check_clip(frames, self.context, self.frame_size, self.channels)
         horizon = frames.shape[1] - self.context
-        observed = frames[:, : self.context]  # (B, context, H, W, C)
-        latents, skips = self.encode(observed, return_skips=True) if self.skip_features else (self.encode(observed), None)
-        predicted = self.rollout_latents(latents, horizon, training=training)  # (B, C + horizon - 1, D)
-        if skips is not None and horizon > 1:
-            # Prediction k (frame k + 2) decodes with the maps of frame min(k + 1, C): the frame it
-            # is predicted from inside the context, the last observed frame for the whole rollout.
-            skips = [ops.concatenate([s, ops.repeat(s[:, -1:], horizon - 1, axis=1)], axis=1) for s in skips]
-        return self.decode(predicted, skips)  # (B, T - 1, H, W, C)
+        latents = self.encode(frames[:, : self.context])  # (B, context, g, g, Cz)
+        predicted = self.rollout_latents(latents, horizon, training=training)  # (B, T - 1, g, g, Cz)
+        return self.decode(predicted)  # (B, T - 1, H, W, C)
 
     def compute_output_shape(self, input_shape):
         return _next_frames_shape(input_shape)
@@ -124,60 +137,65 @@ class _LatentPredictor(keras.Model):
         return {
             "name": self.name,
             "context": self.context,
-            "latent_dim": self.latent_dim,
-            "filters": list(self.filters),
+            "latent_channels": self.latent_channels,
+            "codec_widths": list(self.codec_widths),
+            "token_patch": self.token_patch,
             "frame_size": self.frame_size,
             "channels": self.channels,
-            "skip_features": self.skip_features,
         }
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
+    def codec_params(self) -> int:
+        return self.encoder.count_params() + self.decoder.count_params()
+
     def transition_params(self) -> int:
         """Parameters of the latent transition alone (everything but the shared codec)."""
-        codec = self.encoder.count_params() + self.decoder.count_params()
-        return self.count_params() - codec
+        return self.count_params() - self.codec_params()
+
+    def transition_weights(self) -> list:
+        codec = {id(w) for w in self.encoder.weights + self.decoder.weights}
+        return [w for w in self.trainable_weights if id(w) not in codec]
 
 
 @keras.saving.register_keras_serializable(package="seqattn")
 class TAP(_LatentPredictor):
-    """Latent predictor with a recurrent transition: h_t = Cell(z_t, h_{t-1}), z_{t+1} = z_t + W h_t.
+    """Latent predictor with a recurrent transition over the grid:
+    h_t = ConvCell(z_t, h_{t-1}), z_{t+1} = tanh(atanh(z_t) + W h_t) (W: 1x1 convolution).
 
     Args:
         rnn: "gru" or "lstm".
-        units: state size of the cell (`matched_rnn_units` picks it to match an H-TAP).
-        other args: see the codec (`context` observed frames, `latent_dim`, `filters`, ...).
+        units: state channels F of the cell (`matched_units` picks it to match an H-TAP).
+        other args: see the codec (`context` observed frames, `latent_channels`, ...).
     """
 
-    def __init__(self, rnn: str = "gru", units: int = 256, **kwargs):
+    def __init__(self, rnn: str = "gru", units: int = 48, **kwargs):
         super().__init__(**kwargs)
         if rnn not in RNN_CELLS:
             raise ValueError(f"rnn must be one of {RNN_CELLS}; got {rnn!r}")
         self.rnn = rnn
         self.units = int(units)
-        cell = keras.layers.GRUCell if rnn == "gru" else keras.layers.LSTMCell
-        self.cell = cell(self.units, name=f"{rnn}_cell")
-        self.head = keras.layers.Dense(self.latent_dim, name="head")
+        self.cell = ConvRNNCell(rnn, self.units, name=f"conv_{rnn}")
+        self.head = keras.layers.Conv2D(self.token_shape[-1], 1, name="head")
 
     def _build_transition(self):
-        self.cell.build((None, self.latent_dim))
-        self.head.build((None, self.units))
+        self.cell.build((None, *self.token_shape))
+        self.head.build((None, *self.token_shape[:2], self.units))
 
-    def rollout_latents(self, latents, horizon: int, training=None):
-        """Observed latents (B, C, D) -> predictions of z_2..z_{C+horizon}, (B, C + horizon - 1, D)."""
-        zeros = ops.zeros((ops.shape(latents)[0], self.units), latents.dtype)
-        state = [zeros] if self.rnn == "gru" else [zeros, zeros]
-        observed = ops.unstack(latents, axis=1)  # C x (B, D)
-        predictions = []
-        z = None
-        for t in range(self.context + horizon - 1):
-            z_in = observed[t] if t < self.context else z  # observed, then its own prediction
-            h, state = self.cell(z_in, state, training=training)  # (B, units)
-            z = z_in + self.head(h)  # (B, D)
+    def rollout_tokens(self, latents, horizon: int, training=None):
+        """Observed tokens (B, c, s, s, D) -> predictions of tokens 2..c+horizon, (B, c + horizon - 1, s, s, D)."""
+        context = latents.shape[1]
+        observed = ops.unstack(latents, axis=1)  # c x (B, g, g, Cz)
+        state = self.cell.initial_state(observed[0])
+        predictions, z = [], None
+        for t in range(context + horizon - 1):
+            z_in = observed[t] if t < context else z  # observed, then its own prediction
+            h, state = self.cell(z_in, state)  # (B, g, g, F)
+            z = residual_step(z_in, self.head(h))  # (B, g, g, Cz)
             predictions.append(z)
-        return ops.stack(predictions, axis=1)  # (B, C + horizon - 1, D)
+        return ops.stack(predictions, axis=1)
 
     def get_config(self):
         return {**super().get_config(), "rnn": self.rnn, "units": self.units}
@@ -185,88 +203,92 @@ class TAP(_LatentPredictor):
 
 @keras.saving.register_keras_serializable(package="seqattn")
 class HTAP(_LatentPredictor):
-    """Latent predictor whose transition attends causally to the whole latent history.
-
-    z_{t+1} = z_t + W_out Transformer(W_in z_1, ..., W_in z_t)_t, with ALiBi positions and a
-    key/value cache during rollout.
+    """Latent predictor whose transition attends causally to the whole latent history:
+    z_{t+1} = tanh(atanh(z_t) + W_out SpaceTime(W_in z_1, ..., W_in z_t)_t), with ALiBi positions
+    in time and a key/value cache during rollout.
 
     Args:
-        d_model, num_layers, num_heads, ff_dim, dropout: see `CausalTemporalTransformer`.
+        d_model, num_layers, num_heads, ff_dim, dropout: width, depth and heads of the
+            `SpaceTimeBlock`s.
         other args: see the codec.
     """
 
-    def __init__(self, d_model: int = 128, num_layers: int = 2, num_heads: int = 4, ff_dim: int = 256,
+    def __init__(self, d_model: int = 32, num_layers: int = 2, num_heads: int = 4, ff_dim: int = 64,
                  dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
+        if int(num_layers) < 1:
+            raise ValueError(f"num_layers must be a positive integer; got {num_layers}")
         self.d_model = int(d_model)
         self.num_layers = int(num_layers)
         self.num_heads = int(num_heads)
         self.ff_dim = int(ff_dim)
         self.dropout = float(dropout)
         self.embed = keras.layers.Dense(self.d_model, name="embed")
-        self.transformer = CausalTemporalTransformer(
-            d_model, num_layers, num_heads, ff_dim, dropout, name="transformer"
-        )
-        self.head = keras.layers.Dense(self.latent_dim, name="head")
+        self.blocks = [SpaceTimeBlock(d_model, num_heads, ff_dim, dropout, name=f"block{i}")
+                       for i in range(self.num_layers)]
+        self.norm_out = keras.layers.LayerNormalization(epsilon=1e-5, name="norm_out")
+        self.head = keras.layers.Dense(self.token_shape[-1], name="head")
 
     def _build_transition(self):
-        self.embed.build((None, None, self.latent_dim))
-        self.transformer.build((None, None, self.d_model))
-        self.head.build((None, None, self.d_model))
+        self.embed.build((None, self.token_shape[-1]))
+        for block in self.blocks:
+            block.build((None, None, *self.token_shape[:2], self.d_model))
+        self.norm_out.build((None, self.d_model))
+        self.head.build((None, self.d_model))
 
-    def rollout_latents(self, latents, horizon: int, training=None, use_cache: bool = True,
-                        return_attention_scores: bool = False):
-        """Observed latents (B, C, D) -> predictions of z_2..z_{C+horizon}, (B, C + horizon - 1, D).
+    def _extend(self, z, cache, return_attention_scores, training):
+        """New tokens z (B, Tn, s, s, D) after the cached history -> residuals (B, Tn, s, s, D)."""
+        x = self.embed(z)  # (B, Tn, g, g, d)
+        new_cache, weights = [], []
+        for i, block in enumerate(self.blocks):
+            x, kv, w = block.extend(x, None if cache is None else cache[i], return_attention_scores, training)
+            new_cache.append(kv)
+            weights.append(w)
+        return self.head(self.norm_out(x)), new_cache, weights
+
+    def rollout_tokens(self, latents, horizon: int, training=None, use_cache: bool = True,
+                       return_attention_scores: bool = False):
+        """Observed tokens (B, c, s, s, D) -> predictions of tokens 2..c+horizon, (B, c + horizon - 1, s, s, D).
 
         use_cache=False recomputes attention over the whole history at every step (the reference
         the cache is tested against). With return_attention_scores, also returns per layer the
-        weights of every prediction step over the history, (B, nh, C + horizon - 1, same),
+        weights of every prediction step over the history, (B*s*s, nh, c + horizon - 1, same),
         zero above the diagonal.
         """
-        y, cache, weights = self.transformer.extend(
-            self.embed(latents), return_attention_scores=return_attention_scores, training=training
-        )  # y (B, C, d)
-        predicted = latents + self.head(y)  # (B, C, D): z_2..z_{C+1}
-        # The recompute path needs the whole history; the cached path keeps it in `cache`.
-        history = None if use_cache else ops.concatenate([latents, predicted[:, -1:]], axis=1)  # (B, C + 1, D)
+        delta, cache, weights = self._extend(latents, None, return_attention_scores, training)
+        predicted = residual_step(latents, delta)  # (B, c, g, g, Cz): z_2..z_{c+1}
+        history = None if use_cache else ops.concatenate([latents, predicted[:, -1:]], axis=1)
         steps, step_weights = [predicted], [weights]
-        z = predicted[:, -1:]  # (B, 1, D)
+        z = predicted[:, -1:]  # (B, 1, g, g, Cz)
         for _ in range(horizon - 1):
             if use_cache:
-                y, cache, w = self.transformer.extend(
-                    self.embed(z), cache, return_attention_scores, training=training
-                )  # y (B, 1, d)
+                delta, cache, w = self._extend(z, cache, return_attention_scores, training)
             else:
-                y, _, w = self.transformer.extend(
-                    self.embed(history), None, return_attention_scores, training=training
-                )
-                y = y[:, -1:]  # only the newest step's output is new
-                w = None if w is None else [wl[:, :, -1:] for wl in w]
-            z = z + self.head(y)  # (B, 1, D)
+                delta, _, w = self._extend(history, None, return_attention_scores, training)
+                delta = delta[:, -1:]  # only the newest step's output is new
+                w = [wl[:, :, -1:] for wl in w] if return_attention_scores else w
+            z = residual_step(z, delta)  # (B, 1, g, g, Cz)
             if not use_cache:
                 history = ops.concatenate([history, z], axis=1)
             steps.append(z)
             step_weights.append(w)
-        predictions = ops.concatenate(steps, axis=1)  # (B, C + horizon - 1, D)
+        predictions = ops.concatenate(steps, axis=1)  # (B, c + horizon - 1, g, g, Cz)
         if not return_attention_scores:
             return predictions
-        total = self.context + horizon - 1
+        total = latents.shape[1] + horizon - 1
         per_layer = []
         for layer in range(self.num_layers):
-            rows = [
-                ops.pad(w[layer], [(0, 0), (0, 0), (0, 0), (0, total - w[layer].shape[-1])])
-                for w in step_weights
-            ]
-            per_layer.append(ops.concatenate(rows, axis=2))  # (B, nh, total, total)
+            rows = [ops.pad(w[layer], [(0, 0), (0, 0), (0, 0), (0, total - w[layer].shape[-1])])
+                    for w in step_weights]
+            per_layer.append(ops.concatenate(rows, axis=2))  # (B*g*g, nh, total, total)
         return predictions, per_layer
 
     def attention_maps(self, frames):
-        """Per-layer attention weights (B, nh, T - 1, T - 1) of the rollout on clip `frames`."""
+        """Per-layer attention weights (B*s*s, nh, T - 1, T - 1) of the rollout on clip `frames`, one
+        row of sequences per token (patch of latent cells)."""
         _check_clip(frames, self.context, self.frame_size, self.channels)
         latents = self.encode(frames[:, : self.context])
-        _, per_layer = self.rollout_latents(
-            latents, frames.shape[1] - self.context, return_attention_scores=True
-        )
+        _, per_layer = self.rollout_latents(latents, frames.shape[1] - self.context, return_attention_scores=True)
         return per_layer
 
     def get_config(self):
@@ -378,26 +400,21 @@ class ConvLSTMPredictor(keras.Model):
         return cls(**config)
 
 
-def transformer_transition_params(latent_dim: int, d_model: int, num_layers: int, ff_dim: int) -> int:
-    """Parameters of H-TAP's transition: embed, blocks (LN, attention, LN, MLP), final LN, head."""
-    block = 2 * 2 * d_model + 4 * (d_model * d_model + d_model) + (d_model * ff_dim + ff_dim) + (ff_dim * d_model + d_model)
-    return (latent_dim * d_model + d_model) + num_layers * block + 2 * d_model + (d_model * latent_dim + latent_dim)
+def htap_transition_params(token_channels: int, d_model: int, num_layers: int, ff_dim: int) -> int:
+    """Parameters of H-TAP's transition on tokens of `token_channels`: embed, space-time blocks,
+    final LayerNorm, head."""
+    return ((token_channels * d_model + d_model) + num_layers * space_time_block_params(d_model, ff_dim)
+            + 2 * d_model + (d_model * token_channels + token_channels))
 
 
-def rnn_transition_params(latent_dim: int, units: int, rnn: str) -> int:
-    """Parameters of TAP's transition: the cell (Keras GRU has two bias rows) and the head."""
-    gates, bias_rows = (3, 2) if rnn == "gru" else (4, 1)
-    return gates * (latent_dim * units + units * units + bias_rows * units) + units * latent_dim + latent_dim
+def tap_transition_params(token_channels: int, units: int, rnn: str) -> int:
+    """Parameters of TAP's transition on tokens of `token_channels`: the convolutional cell and its 1x1 head."""
+    return conv_rnn_params(token_channels, units, rnn) + units * token_channels + token_channels
 
 
-def matched_rnn_units(target_params: int, latent_dim: int, rnn: str) -> int:
-    """The state size whose TAP transition has the parameter count nearest `target_params`."""
-    gates, bias_rows = (3, 2) if rnn == "gru" else (4, 1)
-    # gates*U^2 + (gates*(D + bias_rows) + D) U + D - target = 0
-    a, b, c = gates, gates * (latent_dim + bias_rows) + latent_dim, latent_dim - target_params
-    root = (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
-    candidates = [max(1, math.floor(root)), math.ceil(root)]
-    return min(candidates, key=lambda u: abs(rnn_transition_params(latent_dim, u, rnn) - target_params))
+def matched_units(target_params: int, token_channels: int, rnn: str) -> int:
+    """The state channels whose TAP transition has the parameter count nearest `target_params`."""
+    return min(range(1, 1025), key=lambda u: abs(tap_transition_params(token_channels, u, rnn) - target_params))
 
 
 MODELS = {"tap": TAP, "htap": HTAP, "convlstm": ConvLSTMPredictor}

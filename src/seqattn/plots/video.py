@@ -166,3 +166,46 @@ def plot_mse_by_horizon(mse_by_model: dict, context: int, path, title: str) -> P
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_skill_by_horizon(skill_by_model: dict, context: int, path) -> Path:
+    """Skill against all-black frames per predicted frame, name -> (H,): 0 is a blank prediction."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, skill in skill_by_model.items():
+        style = dict(color="gray", ls="--", lw=1) if name in BASELINE_LABELS else dict(color=MODEL_COLORS.get(name))
+        label = f"baseline: {BASELINE_LABELS[name]}" if name in BASELINE_LABELS else MODEL_LABELS.get(name, name)
+        ax.plot(np.arange(context + 1, context + 1 + len(skill)), skill, label=label, **style)
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("skill = 1 - MSE / MSE(all-black)")
+    ax.set_title("Skill against blank frames per predicted frame (mean over seeds)", fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_budget_curve(points: list[dict], blank_metrics: dict, path) -> Path:
+    """Far-window MSE of TAP and H-TAP at stage checkpoints against training minutes, and the
+    paired H-TAP vs TAP change with its 95% interval against updates."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    key = next(k for k in points[0]["metrics"]["tap"] if k.startswith("mse_"))
+    for name in ("tap", "htap"):
+        minutes = [p["train_seconds"][name]["mean"] / 60 for p in points]
+        mean = np.array([p["metrics"][name][key]["mean"] for p in points])
+        std = np.array([p["metrics"][name][key]["std"] for p in points])
+        left.errorbar(minutes, mean, yerr=std, marker="o", capsize=3, color=MODEL_COLORS[name],
+                      label=MODEL_LABELS[name])
+    left.axhline(blank_metrics[key], color="gray", ls="--", lw=1, label=f"baseline: {BASELINE_LABELS['blank']}")
+    left.set_xlabel("training minutes (transition, mean over seeds)")
+    left.set_ylabel(f"MSE, {key.removeprefix('mse_')} window")
+    left.set_title("Far-horizon MSE at stage checkpoints (± std over seeds)", fontsize=10)
+    left.legend(fontsize=8)
+    updates = [p["updates"] for p in points]
+    change = np.array([100 * p["htap_vs_tap"]["relative"] for p in points])
+    low = np.array([100 * p["htap_vs_tap"]["relative_low"] for p in points])
+    high = np.array([100 * p["htap_vs_tap"]["relative_high"] for p in points])
+    right.errorbar(updates, change, yerr=[change - low, high - change], marker="o", capsize=3, color="tab:purple")
+    right.axhline(0.0, color="black", lw=0.8)
+    right.set_xlabel("transition updates")
+    right.set_ylabel("H-TAP vs TAP MSE change (%)")
+    right.set_title("Paired change, 95% bootstrap interval over sequences and seeds", fontsize=10)
+    return _save(fig, path)

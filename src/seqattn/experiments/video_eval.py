@@ -1,0 +1,142 @@
+"""Part 3's evaluation protocol: every predictor, trained or trivial, through the same windows,
+metrics and paired comparison.
+
+- A predictor maps test sequences (b, T, H, W) in [0, 1] to its frames context+1..T,
+  (b, T - context, H, W): a model's closed-loop rollout, all-black frames, the last observed
+  frame held still, or the codec's reconstruction of the true frames (the floor of every latent
+  model: no rollout decodes better than the codec reconstructs).
+- Windows (1-based frames, inclusive), recorded in results.json so nothing downstream
+  re-derives them: `short` = the standard 10 -> 10 protocol, frames context+1..context+10;
+  `far` = frames 50..T (or context+1..T when the context reaches past frame 50).
+- Per frame: MSE and MAE summed over pixels (OpenSTL), SSIM as OpenSTL, PSNR, foreground F1, and
+  skill against blank frames (`seqattn.metrics.video`). Per sequence: each window's mean MSE and
+  F1, so two models compare paired on the same sequences (`seqattn.metrics.paired`).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from seqattn.metrics.attention import per_query_span, span_report
+from seqattn.metrics.video import FrameMetrics, sequence_metrics
+from seqattn.progress import progress
+
+SHORT_HORIZON = 10  # the standard protocol predicts 10 frames
+FAR_START = 50  # far horizon: frames 50..T (1-based)
+PER_FRAME = ("mse", "mae", "ssim", "psnr", "f1", "skill")
+PER_SEQUENCE = ("mse", "f1")
+
+
+def windows(context: int, length: int) -> dict[str, list[int]]:
+    """Evaluation windows as [first, last] 1-based frame numbers, inclusive."""
+    out = {"short": [context + 1, min(context + SHORT_HORIZON, length)], "rollout": [context + 1, length]}
+    if length >= FAR_START:
+        out["far"] = [max(FAR_START, context + 1), length]
+    return out
+
+
+def _index(window: list[int], context: int) -> slice:
+    """A window's frames as a slice of the predicted frames (index 0 = frame context + 1)."""
+    return slice(window[0] - context - 1, window[1] - context)
+
+
+def model_predictor(model, batch_size: int):
+    """Closed-loop rollout of a TAP, H-TAP or ConvLSTM from the first `model.context` frames."""
+
+    def predict(sequences):
+        clips = sequences[..., None].astype(np.float32)  # (b, T, H, W, 1)
+        predicted = model.predict(clips, batch_size=batch_size, verbose=0)[..., 0]  # (b, T - 1, H, W)
+        return predicted[:, model.context - 1 :]  # frames context+1..T
+
+    return predict
+
+
+def blank_predictor(context: int):
+    return lambda sequences: np.zeros_like(sequences[:, context:], dtype=np.float32)
+
+
+def last_frame_predictor(context: int):
+    def predict(sequences):
+        last = sequences[:, context - 1 : context].astype(np.float32)
+        return np.repeat(last, sequences.shape[1] - context, axis=1)
+
+    return predict
+
+
+def reconstruction_predictor(predictor, context: int, batch_size: int):
+    """The codec's reconstruction of the true frames context+1..T: the floor of latent models."""
+
+    def predict(sequences):
+        truth = sequences[:, context:, ..., None].astype(np.float32)  # (b, T - context, H, W, 1)
+        out = []
+        for lo in range(0, len(truth), batch_size):
+            batch = ops.convert_to_tensor(truth[lo : lo + batch_size])
+            out.append(ops.convert_to_numpy(predictor.decode(predictor.encode(batch)))[..., 0])
+        return np.concatenate(out)
+
+    return predict
+
+
+def evaluate(predict, sequences, context: int, chunk: int = 64, keep: int = 0, desc: str = "evaluating") -> dict:
+    """Run `predict` over the sequences in chunks (a large test file never needs all predictions in
+    memory). Returns per-frame means over sequences (context+1..T), per-sequence window means,
+    the windows, and the first `keep` predictions."""
+    length = sequences.shape[1]
+    wins = windows(context, length)
+    frames = FrameMetrics(PER_FRAME)
+    per_sequence = {name: {metric: [] for metric in PER_SEQUENCE} for name in wins}
+    kept = []
+    for lo in progress(range(0, len(sequences), chunk), desc=desc):
+        truth = np.asarray(sequences[lo : lo + chunk], dtype=np.float32)  # (b, T, H, W)
+        predicted = predict(truth)  # (b, T - context, H, W)
+        future = truth[:, context:]
+        frames.update(future, predicted)
+        values = sequence_metrics(future, predicted, PER_SEQUENCE)  # each (b, T - context)
+        for name, window in wins.items():
+            for metric in PER_SEQUENCE:
+                per_sequence[name][metric].append(values[metric][:, _index(window, context)].mean(axis=1))
+        if sum(len(k) for k in kept) < keep:
+            kept.append(predicted[: keep - sum(len(k) for k in kept)])
+    return {
+        "windows": wins,
+        "per_frame": frames.result(),
+        "per_sequence": {name: {m: np.concatenate(v) for m, v in metrics.items()} for name, metrics in per_sequence.items()},
+        "examples": np.concatenate(kept) if kept else None,
+    }
+
+
+def window_means(evaluation: dict, context: int) -> dict[str, float]:
+    """`{metric}_{window}` means of the per-frame curves, e.g. mse_far, skill_short."""
+    out = {}
+    for name, window in evaluation["windows"].items():
+        for metric, curve in evaluation["per_frame"].items():
+            if metric == "skill":
+                continue  # a ratio of means: recomputed from the window's MSE below
+            out[f"{metric}_{name}"] = float(np.mean(curve[_index(window, context)]))
+        mse = evaluation["per_frame"]["mse"][_index(window, context)]
+        blank = mse / np.maximum(1.0 - evaluation["per_frame"]["skill"][_index(window, context)], 1e-12)
+        out[f"skill_{name}"] = float(1.0 - mse.mean() / blank.mean())
+    return out
+
+
+def attention_analysis(model, sequences: np.ndarray) -> dict:
+    """H-TAP's weights over the whole rollout, averaged over latent cells: span per layer and
+    head, per prediction step, and the mean map of the last layer."""
+    clips = ops.convert_to_tensor(sequences[..., None].astype(np.float32))
+    per_layer = [ops.convert_to_numpy(w) for w in model.attention_maps(clips)]  # L x (B*g*g, nh, T-1, T-1)
+    n = per_layer[0].shape[-1]
+    allowed = np.tril(np.ones((n, n), bool))
+    report = span_report({f"layer{i + 1}": w for i, w in enumerate(per_layer)}, allowed)
+    rollout_rows = slice(model.context - 1, n)  # queries that predict frames context+1..T
+    report["rollout"] = span_report({f"layer{i + 1}": w[:, :, rollout_rows] for i, w in enumerate(per_layer)},
+                                    allowed[rollout_rows])
+    span_by_step = np.stack([per_query_span(w).mean(axis=0) for w in per_layer])  # (L, nh, T-1)
+    return {
+        "report": report,
+        "span_by_step": span_by_step,
+        "mean_weights_last_layer": per_layer[-1].mean(axis=(0, 1)),  # (T-1, T-1)
+    }
+
+
+def clear_backend_memory() -> None:
+    keras.backend.clear_session(free_memory=True)
