@@ -1,11 +1,15 @@
 """The paper builds from a results folder, stays within 4 pages of body, and prints exactly the
-numbers of its results: every table number is in the PDF text, and the abstract's headline
-numbers equal the ones computed here straight from the results JSON.
+numbers of its results: every cell of its tables, parsed from the generated LaTeX, equals the value
+computed here straight from the results JSON and is printed in that row of the PDF, and the
+abstract's headline numbers and verdicts follow the JSON too.
 
-The results are the fixture in tests/fixtures/results (shaped like a real `--out` folder, with
-made-up numbers), so the test needs no training run. Building needs latexmk and pdftotext (CI
-installs texlive-latex-base texlive-latex-recommended texlive-fonts-recommended latexmk
-poppler-utils); without them the LaTeX tests skip, the generator tests still run.
+The results are the fixture in tests/fixtures/results, shaped like a real `--out` folder with
+made-up numbers; the video part is the layout of `seqattn.experiments.video_report` (a tiny run
+of `seqattn video`, extended by hand to three seeds and 100 frames, every window metric the mean
+of its per-frame curve) with a `strip.npz` of one Moving MNIST sequence and blurred "rollouts". No
+training run is needed. Building needs latexmk and pdftotext (CI installs texlive-latex-base
+texlive-latex-recommended texlive-fonts-recommended latexmk poppler-utils); without them the LaTeX
+tests skip, the generator and claim tests still run.
 """
 
 import json
@@ -20,7 +24,10 @@ import pytest
 
 # `paper` is a package at the repository root, outside src/: importable however pytest is started.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper import build  # noqa: E402
+from paper import build, claims, latex, macros, tables  # noqa: E402
+from paper.published import PUBLISHED_ETTH1_MSE  # noqa: E402
+from paper.results import PartResults, Stat, load_results, load_video_ablations  # noqa: E402
+from paper.video_results import Change, video_strip  # noqa: E402
 from seqattn.errors import DataError  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results"
@@ -32,20 +39,16 @@ needs_tex = pytest.mark.skipif(not TEX_TOOLS, reason="latexmk/pdftotext not inst
 
 pytestmark = pytest.mark.paper
 
+VIDEO_LABELS = {"htap": "H-TAP", "convlstm": "ConvLSTM", "codec": "codec (floor)", "blank": "all-black frames",
+                "last_frame": "last frame held"}
+VIDEO_COLUMNS = (("mse", 1), ("skill", 3), ("f1", 3), ("ssim", 3))
+
 
 def write_results(root: Path) -> Path:
-    """The fixture results plus the strip the video part draws, from synthetic moving squares."""
-    from seqattn.plots.video import plot_strip
-
+    """The fixture results plus a one-seed Part 3 ablation with training rollouts of 30 frames."""
     results = root / "results"
     shutil.copytree(FIXTURE, results)
-    frames = np.zeros((1, 100, 64, 64), np.float32)  # (S, T, H, W): a square sliding right
-    for t in range(100):
-        x = 4 + (t * 3) % 48
-        frames[0, t, 24:36, x : x + 12] = 1.0
-    blurred = {m: np.clip(frames * w, 0, 1) for m, w in (("tap", 0.5), ("htap", 0.7), ("convlstm", 0.3))}
-    plot_strip(frames, blurred, [10, 25, 50, 75, 100], 10, results / "video" / "strip.png", title="fixture strip")
-    write_ablation(results, "horizon30", {"train_horizon": 30}, scale=0.9)
+    write_ablation(results, "horizon30", {"max_rollout": 30}, scale=0.9)
     return results
 
 
@@ -68,6 +71,14 @@ def pdf_text(pdf: Path) -> str:
     return text.replace("\u2212", "-")  # LaTeX's minus sign
 
 
+def generated_tables(results_dir: Path) -> dict[str, str]:
+    """The tables the builder writes for `results_dir`, without drawing figures."""
+    parts = load_results(results_dir)
+    return {"table_retrieval.tex": tables.table_retrieval(parts["attention"]),
+            "table_etth1.tex": tables.table_etth1(parts["forecast"]),
+            "table_video.tex": tables.table_video(parts["video"])}
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """Build the paper once from the fixture; returns (results dir, build dir, PDF text)."""
@@ -82,32 +93,88 @@ def built(tmp_path_factory):
 
 
 @pytest.fixture(scope="module", params=["fixture", "committed"])
-def printed(request, tmp_path_factory):
+def printed(request):
     """(results dir, generated tables, PDF text) of the paper built here from the fixture, and of
     the committed main.pdf against tables generated from the committed results/: a main.pdf left
     stale after a new run of the paper profile fails here."""
     if request.param == "fixture":
         results, build_dir, text = request.getfixturevalue("built")
-        return results, build_dir / "generated", text
+        return results, {t.name: t.read_text() for t in (build_dir / "generated").glob("table_*.tex")}, text
     pdf, results = ROOT / "main.pdf", ROOT / "results"
     if not pdf.is_file():
         pytest.skip("no committed main.pdf")
+    if "windows" not in json.loads((results / "video" / "results.json").read_text()):
+        pytest.skip("results/video/results.json predates Part 3's evaluation windows (no 'windows' key), so "
+                    "main.pdf was built by the earlier paper; commit a new paper-profile run of Part 3 "
+                    "and rebuild main.pdf with `make paper`")
     if not TEX_TOOLS:
         pytest.skip("pdftotext not installed")
-    generated = tmp_path_factory.mktemp("committed") / "generated"
-    build.generate(results, generated)
-    return results, generated, pdf_text(pdf)
+    return results, generated_tables(results), pdf_text(pdf)
 
 
-def table_numbers(tex: str) -> list[str]:
-    """The numbers a reader sees in a generated table (not column specs or citation keys)."""
-    tex = re.sub(r"\\(multicolumn\{\d+\}\{[^}]*\}|cmidrule(\([a-z]+\))?\{[^}]*\}|begin\{tabular\}\{[^}]*\}|cite\{[^}]*\})", " ", tex)
-    tex = tex.replace("--", " ").replace("$-$", "-")  # en-dash ranges, then minus signs
-    return re.findall(r"-?\d{1,3}(?:,\d{3})+|-?\d+(?:\.\d+)?", tex)
+# ---- reading the generated tables -----------------------------------------------------------------
 
 
-def appears(number: str, text: str) -> bool:
-    return re.search(rf"(?<![\d.,]){re.escape(number)}(?![\d])", text) is not None
+def table_rows(tex: str) -> list[list[str]]:
+    """The body rows of a generated tabular as lists of cells (header and rule lines left out)."""
+    rows = []
+    for line in tex.splitlines():
+        if not line.endswith("\\\\") or "\\multicolumn" in line:
+            continue
+        rows.append([cell.strip() for cell in line[:-2].split("&")])
+    return rows
+
+
+def cell_value(cell: str) -> tuple[float, float | None]:
+    """(mean, std) of a printed cell: "0.468$_{\\pm.009}$", "1.295\\,$\\pm$\\,0.000", "\\textbf{..}", "192.2"."""
+    cell = cell.replace("$-$", "-").replace("\\textbf{", "").rstrip("}")
+    match = re.fullmatch(r"(-?\d+\.\d+)(?:\$_\{\\pm(\d*\.\d+)\}\$|\\,\$\\pm\$\\,(\d+\.\d+))?", cell)
+    assert match, f"cell {cell!r} is not a number, a mean with its std, or a bold one"
+    std = match.group(2) or match.group(3)
+    return float(match.group(1)), None if std is None else float(std)
+
+
+def rounded(value: float, decimals: int) -> float:
+    return round(value, decimals) + 0.0
+
+
+def numbers_in(line: str) -> list[float]:
+    return [float(n) for n in re.findall(r"-?\d*\.\d+|-?\d+", line.replace(",", ""))]
+
+
+def pdf_shows_row(text: str, label: str, values: list[float]) -> bool:
+    """Some line of the PDF starts with `label` and then prints exactly `values`, in order."""
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if label and not line.startswith(label + " "):
+            continue
+        if numbers_in(line[len(label):]) == values:
+            return True
+    return False
+
+
+def expected_video_rows(video: dict) -> dict[str, list[tuple[float, float | None]]]:
+    """Each predictor's (mean, std) per column, short window then far window, from the JSON."""
+    rows = {}
+    label = {**VIDEO_LABELS, "tap": f"TAP ({video['config']['rnn'].upper()})"}
+    for name, node in [*video["models"].items(), ("codec", video["codec"])]:
+        stats = [(node["metrics"][f"{k}_{w}"], d) for w in ("short", "far") for k, d in VIDEO_COLUMNS]
+        rows[label[name]] = [(rounded(s["mean"], d), rounded(s["std"], d)) for s, d in stats]
+    for name, node in video["baselines"].items():
+        rows[label[name]] = [(rounded(node["metrics"][f"{k}_{w}"], d), None)
+                             for w in ("short", "far") for k, d in VIDEO_COLUMNS]
+    return rows
+
+
+def expected_etth1_rows(forecast: dict) -> dict[str, list[tuple[float, float | None]]]:
+    lookback = forecast["config"]["lookbacks"][0]
+    names = {"repeat": "Repeat", "dlinear": "DLinear", "seq2seq": "RNN (no attention)", "hybrid": "RNN + attention"}
+    rows = {}
+    for r in forecast["summary"]:
+        if (r["dataset"], r["features"], r["lookback"]) == ("etth1", "M", lookback):
+            cell = (rounded(r["mse"]["mean"], 3), rounded(r["mse"]["std"], 3))
+            rows.setdefault(names[r["model"]], {})[r["horizon"]] = cell
+    return {label: [cells[h] for h in sorted(cells)] for label, cells in rows.items()}
 
 
 # ---- the built PDF ------------------------------------------------------------------------------
@@ -116,7 +183,7 @@ def appears(number: str, text: str) -> bool:
 @needs_tex
 def test_body_within_four_pages(built):
     _, build_dir, _ = built
-    assert build.body_last_page(build_dir / "main.aux") <= 4
+    assert latex.body_last_page(build_dir / "main.aux") <= 4
 
 
 @needs_tex
@@ -128,22 +195,50 @@ def test_no_undefined_references_or_overfull_lines(built):
     assert "undefined" not in log.lower()
 
 
-def test_every_table_number_is_in_the_pdf(printed):
-    _, generated, text = printed
-    tables = [t for t in sorted(generated.glob("table_*.tex")) if "tabular" in t.read_text()]
-    assert {"table_etth1.tex", "table_retrieval.tex", "table_video.tex"} <= {t.name for t in tables}
-    for table in tables:
-        numbers = table_numbers(table.read_text())
-        assert len(numbers) >= 10, table.name
-        missing = [n for n in numbers if not appears(n, text)]
-        assert not missing, f"{table.name}: {missing} not in the PDF text"
+def test_video_table_cells_equal_the_results_and_the_pdf(printed):
+    results, generated, text = printed
+    video = json.loads((results / "video" / "results.json").read_text())
+    tex = generated["table_video.tex"]
+    context, (s_first, s_last), (f_first, f_last) = (video["config"]["context"], video["windows"]["short"],
+                                                     video["windows"]["far"])
+    # The window headers come from the recorded windows, never from the training horizon.
+    assert f"{{{context}\\,$\\to$\\,{s_last - s_first + 1} (frames {s_first}--{s_last})}}" in tex
+    assert f"{{frames {f_first}--{f_last}}}" in tex
+    rows = {row[0]: [cell_value(c) for c in row[1:]] for row in table_rows(tex)[1:]}  # past the column names
+    expected = expected_video_rows(video)
+    assert list(rows) == list(expected)  # TAP, H-TAP, ConvLSTM, the codec floor, all-black, last frame
+    assert rows == expected
+    for label, cells in rows.items():
+        printed_numbers = [x for mean, std in cells for x in ((mean,) if std is None else (mean, std))]
+        assert pdf_shows_row(text, label, printed_numbers), f"the PDF has no row {label!r} {printed_numbers}"
+
+
+def test_etth1_and_retrieval_cells_equal_the_results_and_the_pdf(printed):
+    results, generated, text = printed
+    forecast = json.loads((results / "forecast" / "results.json").read_text())
+    rows = {row[0]: row[1:] for row in table_rows(generated["table_etth1.tex"])[1:]}
+    ours = expected_etth1_rows(forecast)
+    for label, cells in ours.items():
+        assert [cell_value(c) for c in rows[label]] == cells, label
+        assert pdf_shows_row(text, label, [x for cell in cells for x in cell]), label
+    for published in PUBLISHED_ETTH1_MSE.values():
+        label = next(k for k in rows if k.startswith(published["label"]) and "\\cite" in k)
+        assert [None if c == "--" else cell_value(c)[0] for c in rows[label]] == \
+            [published["mse"].get(h) for h in sorted(forecast["config"]["horizons"])], label
+
+    attention = json.loads((results / "attention" / "results.json").read_text())["summary"]
+    keys = ("answer_accuracy", "alignment_accuracy", "attention_span", "correct_attention_span", "attention_entropy")
+    (row,) = table_rows(generated["table_retrieval.tex"])[2:]  # past the two header lines
+    cells = [(rounded(attention[k]["mean"], 3), rounded(attention[k]["std"], 3)) for k in keys]
+    assert [cell_value(c) for c in row] == cells
+    assert pdf_shows_row(text, "", [x for cell in cells for x in cell])
 
 
 def test_abstract_headline_numbers_equal_the_results(printed):
     results, _, text = printed
     abstract = re.split(r"1\s+Introduction", text.split("Abstract", 1)[1], maxsplit=1)
     assert len(abstract) == 2, "no '1 Introduction' heading after the abstract"
-    abstract = " ".join(abstract[0].split())
+    abstract = " ".join(abstract[0].split()).replace("–", "-")
     attention = json.loads((results / "attention" / "results.json").read_text())
     forecast = json.loads((results / "forecast" / "results.json").read_text())
     video = json.loads((results / "video" / "results.json").read_text())
@@ -152,28 +247,39 @@ def test_abstract_headline_numbers_equal_the_results(printed):
     lookback = forecast["config"]["lookbacks"][0]
     hybrid = {r["horizon"]: r["mse"]["mean"] for r in forecast["summary"]
               if (r["model"], r["dataset"], r["features"], r["lookback"]) == ("hybrid", "etth1", "M", lookback)}
-    # The far-horizon change, recomputed from each seed's far-horizon MSE of TAP and H-TAP.
-    tap = np.array(video["models"]["tap"]["metrics"]["mse_far"]["per_seed"])
-    htap = np.array(video["models"]["htap"]["metrics"]["mse_far"]["per_seed"])
-    change = 100 * (htap - tap) / tap
+
+    def pct(x):
+        text = f"{100 * x:.1f}"
+        return text + "%" if text.startswith("-") or float(text) == 0 else f"+{text}%"
+
+    far, short = video["htap_vs_tap"]["far"], video["htap_vs_tap"]["short"]
+    excludes = rounded(100 * far["relative_high"], 1) < 0 or rounded(100 * far["relative_low"], 1) > 0
+    first, last = video["windows"]["far"]
+    # Which latent models beat all-black frames on the far window by more than their spread.
+    skill = {m: video["models"][m]["metrics"]["skill_far"] for m in ("tap", "htap")}
+    beating = [m for m in skill if rounded(skill[m]["mean"], 3) > rounded(skill[m]["std"], 3)]
+    blank = {(): "neither model beats", ("htap",): "only H-TAP beats", ("tap",): "only TAP (",
+             ("tap", "htap"): "both models beat"}[tuple(beating)]
     # The span of the first and last rollout step: query q predicts frame q + 2; layers averaged.
     span = np.mean(video["htap_attention"]["span_by_step_mean_over_heads"], axis=0)
     first_rollout_query = video["config"]["context"] - 1
+    seeds = {1: "one seed", 2: "two seeds", 3: "three seeds", 4: "four seeds", 5: "five seeds"}[far["seeds"]]
 
     expected = [
         f"{alignment:.1f}%",
         f"MSE of {hybrid[min(hybrid)]:.3f} at horizon {min(hybrid)}",
-        f"H-TAP {'reduces' if change.mean() < 0 else 'increases'} the far-horizon (frames 50-100) MSE",
-        f"by {abs(change.mean()):.1f}% ± {change.std(ddof=1):.1f}%",  # sample std, as seqattn.report
-        "over three seeds",
+        f"on frames {first}-{last} by {pct(far['relative'])} (95% interval {pct(far['relative_low'])} to "
+        f"{pct(far['relative_high'])}; {far['sequences']:,} test sequences, {seeds}), an interval that "
+        f"{'excludes' if excludes else 'includes'} zero",
+        f"by {pct(short['relative'])} ({pct(short['relative_low'])} to {pct(short['relative_high'])})",
+        f"On frames {first}-{last}, {blank}",
         f"from {span[first_rollout_query]:.1f} to {span[-1]:.1f} frames",
     ]
-    abstract = abstract.replace("–", "-")
     for phrase in expected:
         assert phrase in abstract, f"{phrase!r} not in the abstract: {abstract}"
 
 
-# ---- the generator, without LaTeX ---------------------------------------------------------------
+# ---- reading the results: one error naming the file and the key ---------------------------------
 
 
 def test_missing_results_file_is_one_error_naming_it(tmp_path):
@@ -184,76 +290,181 @@ def test_missing_results_file_is_one_error_naming_it(tmp_path):
     assert not (tmp_path / "generated" / "macros.tex").exists()
 
 
-def test_missing_key_names_file_and_key(tmp_path):
-    write_results(tmp_path)
-    path = tmp_path / "results" / "video" / "results.json"
+@pytest.mark.parametrize("delete, named", [
+    (("models", "htap", "metrics", "mse_far"), "models.htap.metrics.mse_far"),
+    (("windows",), "windows"),  # results.json of the earlier Part 3
+    (("htap_vs_tap", "short"), "htap_vs_tap.short"),
+    (("codec",), "codec"),
+])
+def test_missing_key_names_file_and_key(tmp_path, delete, named):
+    results = write_results(tmp_path)
+    path = results / "video" / "results.json"
     data = json.loads(path.read_text())
-    del data["models"]["htap"]["metrics"]["mse_far"]
+    node = data
+    for key in delete[:-1]:
+        node = node[key]
+    del node[delete[-1]]
     path.write_text(json.dumps(data))
-    with pytest.raises(DataError, match=r"results\.json: missing key 'models\.htap\.metrics\.mse_far'"):
-        build.generate(tmp_path / "results", tmp_path / "generated")
+    with pytest.raises(DataError, match=rf"video/results\.json: missing key '{re.escape(named)}[.']"):
+        build.generate(results, tmp_path / "generated")
 
 
-@pytest.mark.parametrize(
-    "mean, verb, verdict",
-    [(-31.0, "reduces", "as large as the 25"), (-12.0, "reduces", "short of the 25"),
-     (8.0, "increases", "the opposite of the 25")],
-)
-def test_prose_follows_the_measured_direction(mean, verb, verdict):
-    words = build.far_change_words(build.Stat(mean, 4.0, 3), [mean - 1, mean, mean + 1])
-    assert words["htapFarChangeVerb"] == verb
-    assert words["htapFarVerdict"].startswith(verdict)
-    assert words["htapFarChangeAbs"] == f"{abs(mean):.1f}"
-    assert words["htapBetterSeeds"] == ("three" if mean < 0 else "zero")
+def test_strip_is_read_from_the_npz_frame_k_at_index_k_minus_1(tmp_path):
+    strip = video_strip(FIXTURE / "video" / "strip.npz", ["tap", "htap", "convlstm"])
+    with np.load(FIXTURE / "video" / "strip.npz") as saved:
+        assert strip.frames == saved["frames"].tolist() and strip.context == int(saved["context"])
+        np.testing.assert_array_equal(strip.truth, saved["truth"][0])
+        np.testing.assert_array_equal(strip.models["htap"], saved["model_htap"][0])
+        arrays = {k: saved[k] for k in saved.files if k != "model_htap"}
+    np.savez(tmp_path / "strip.npz", **arrays)
+    with pytest.raises(DataError, match=r"strip\.npz: missing key 'model_htap'"):
+        video_strip(tmp_path / "strip.npz", ["tap", "htap"])
+    with pytest.raises(DataError, match=r"nowhere\.npz not found"):
+        video_strip(tmp_path / "nowhere.npz", ["tap"])
+
+
+def test_an_ablation_from_before_the_windows_is_left_out_with_a_note(tmp_path, capsys):
+    results = write_results(tmp_path)
+    old = write_ablation(results, "old", {"max_rollout": 20}, scale=1.1)
+    del old["windows"]
+    (results / "ablations" / "old" / "video" / "results.json").write_text(json.dumps(old))
+    assert list(load_video_ablations(results)) == ["horizon30"]
+    assert "ablations/old/video/results.json predates" in capsys.readouterr().err
 
 
 def test_ablation_paragraph_sets_seed_0_of_the_paper_run_against_each_variant(tmp_path):
     results = write_results(tmp_path)  # with a horizon-30 variant at 0.9 x seed 0's numbers
     video = json.loads((results / "video" / "results.json").read_text())
-    text = build.video_ablation(build.PartResults(video, results / "video" / "results.json"),
-                                build.load_video_ablations(results))
-    base, variant = text.split("(the paper run): ")[1].split("; with training rollouts of 30 frames: ")
+    text = tables.video_ablation(PartResults(video, results / "video" / "results.json"), load_video_ablations(results))
+    base, variant = text.split("up to 50 frames: ")[1].split("; training rollouts of up to 30 frames: ")
     tap, htap = (video["models"][m]["metrics"] for m in ("tap", "htap"))
     for words, scale in ((base, 1.0), (variant, 0.9)):
-        t10, tfar, h10, hfar = (scale * m[k]["per_seed"][0] for m in (tap, htap) for k in ("mse_10to10", "mse_far"))
+        t10, tfar, h10, hfar = (scale * m[k]["per_seed"][0] for m in (tap, htap) for k in ("mse_short", "mse_far"))
         change = 100 * (hfar - tfar) / tfar
+
         def f(x):
             return f"{x:.1f}".replace("-", "$-$")
 
-        assert words.startswith(f"TAP {f(t10)} and {f(tfar)}, H-TAP {f(h10)} and {f(hfar)} "
-                                f"(a change of {f(change)}\\%)"), words
+        sign = "" if change < 0 else "+"
+        expected = f"TAP {f(t10)} and {f(tfar)}, H-TAP {f(h10)} and {f(hfar)} ({sign}{f(change)}\\%)"
+        assert words.startswith(expected), words
 
 
 def test_no_ablation_folder_writes_no_paragraph(tmp_path):
     shutil.copytree(FIXTURE, tmp_path / "results")
-    video = build.load_results(tmp_path / "results")["video"]
-    assert "paragraph" not in build.video_ablation(video, build.load_video_ablations(tmp_path / "results"))
+    video = load_results(tmp_path / "results")["video"]
+    assert "paragraph" not in tables.video_ablation(video, load_video_ablations(tmp_path / "results"))
 
 
-def test_body_page_is_read_from_the_aux_file(tmp_path):
+def test_body_page_is_read_from_the_aux_file_and_counts_floats(tmp_path):
     aux = tmp_path / "main.aux"
-    aux.write_text("\\relax\n\\newlabel{lastbodypage}{{6}{5}{Limitations}{section*.9}{}}\n")
-    assert build.body_last_page(aux) == 5
+    aux.write_text("\\relax\n\\newlabel{lastbodypage}{{6}{4}{Limitations}{section*.9}{}}\n"
+                   "\\newlabel{tab:video}{{3}{3}{Part 3}{table.3}{}}\n")
+    assert latex.body_last_page(aux) == 4
+    # A figure that floated past the end of the body still belongs to it.
+    aux.write_text(aux.read_text() + "\\newlabel{fig:video}{{1}{5}{Top: skill}{figure.1}{}}\n")
+    assert latex.body_last_page(aux) == 5
     aux.write_text("\\relax\n")
     with pytest.raises(DataError, match="lastbodypage"):
-        build.body_last_page(aux)
+        latex.body_last_page(aux)
 
 
-def test_strip_tiles_recover_the_video_parts_grid(tmp_path):
-    results = write_results(tmp_path)
-    tiles = build.strip_tiles(results / "video" / "strip.png", n_rows=4, n_cols=5)
-    assert tiles is not None and [len(row) for row in tiles] == [5] * 4
-    # Rows are truth, TAP, H-TAP, ConvLSTM, drawn at brightness 1.0, 0.5, 0.7, 0.3 of the square.
-    brightness = np.array([[tile.mean() for tile in row] for row in tiles])  # (4, 5)
-    assert np.all(brightness[0] > brightness[2]) and np.all(brightness[2] > brightness[1])
-    assert np.all(brightness[1] > brightness[3])
-    assert build.strip_tiles(results / "video" / "strip.png", n_rows=4, n_cols=6) is None
+# ---- claims: the verdicts follow the numbers ------------------------------------------------------
+
+
+@pytest.mark.parametrize("low, high, excludes", [
+    (-8.0, -2.0, True), (0.5, 6.0, True), (-6.6, 1.5, False), (-3.1, -0.04, False),  # -0.04 prints 0.0
+])
+def test_interval_excludes_zero_as_printed(low, high, excludes):
+    change = Change((low + high) / 2, low, high, 3, 256)
+    assert claims.excludes_zero(change) is excludes
+    assert claims.interval_words(change) == ("excludes zero" if excludes else "includes zero")
+
+
+@pytest.mark.parametrize("pct, low, high, verdict", [
+    (-31.0, -35.0, -27.0, "at least the 25"),
+    (-24.0, -30.0, -18.0, "consistent with the 25"),
+    (-12.0, -15.0, -9.0, "short of the 25"),
+    (8.0, 3.0, 12.0, "the opposite of the 25"),
+    (-2.0, -6.0, 1.5, "no measured change, let alone the 25"),
+    (-20.0, -40.0, 2.0, "neither confirming nor ruling out the 25"),
+])
+def test_claim_verdict_follows_the_change_and_its_interval(pct, low, high, verdict):
+    assert claims.claim_verdict(Change(pct, low, high, 3, 256)).startswith(verdict)
+
+
+def test_change_verdict_says_lower_higher_or_not_separated():
+    assert claims.change_verdict(Change(-17.3, -22.3, -13.3, 3, 256)) == "H-TAP's error is lower than TAP's"
+    assert claims.change_verdict(Change(9.0, 2.0, 15.0, 3, 256)) == "H-TAP's error is higher than TAP's"
+    assert claims.change_verdict(Change(-2.1, -6.6, 1.5, 3, 256)) == "the test does not separate the two models"
+    assert claims.change_numbers(Change(-2.1, -6.6, 1.5, 3, 256)) == {"": "$-$2.1\\%", "Low": "$-$6.6\\%",
+                                                                     "High": "+1.5\\%"}
+
+
+@pytest.mark.parametrize("mean, std, n, beats", [
+    (0.2, 0.1, 3, True), (0.05, 0.1, 3, False), (-0.1, 0.01, 3, False),
+    (0.0104, 0.0096, 3, False),  # printed 0.010 and 0.010: a margin equal to the spread is not more
+    (0.01, 0.0, 1, True),  # one seed: no spread, any margin counts
+])
+def test_beats_blank_by_more_than_the_seed_spread(mean, std, n, beats):
+    assert claims.beats_by_more_than_spread(Stat(mean, std, n), 0.0) is beats
+
+
+def test_blank_verdict_names_the_models_that_beat_blank_frames():
+    models = ["TAP (GRU)", "H-TAP"]
+    spread = "all-black frames by more than its spread over seeds"
+    assert claims.blank_verdict([], models, 3) == f"neither model beats {spread}"
+    assert claims.blank_verdict(["H-TAP"], models, 3) == f"only H-TAP beats {spread}"
+    assert claims.blank_verdict(models, models, 3) == f"both models beat {spread.replace('its', 'their')}"
+    assert claims.blank_verdict(models, models + ["ConvLSTM"], 3).startswith("only TAP (GRU) and H-TAP beat all-black")
+    assert claims.blank_verdict(["H-TAP"], models, 1).endswith("(one seed, so no spread over seeds to compare)")
+
+
+def test_codec_floor_verdict_follows_the_ratio():
+    assert claims.near_floor(10.0, 7.5) and not claims.near_floor(200.0, 7.5)
+    assert claims.floor_verdict({"TAP": 27.1, "H-TAP": 22.4}) == "the transition, not the codec, bounds them"
+    assert claims.floor_verdict({"TAP": 1.2, "H-TAP": 1.4}) == "the codec, not the transition, bounds them"
+    assert claims.floor_verdict({"TAP": 3.0, "H-TAP": 1.2}).startswith("the codec bounds H-TAP")
+
+
+def test_budget_verdict_counts_the_checkpoints_that_exclude_zero():
+    lower = Change(-12.0, -18.0, -7.0, 3, 256)
+    unclear = Change(-2.0, -6.0, 2.0, 3, 256)
+    higher = Change(5.0, 1.0, 9.0, 3, 256)
+    assert claims.budget_verdict([lower, lower]).endswith("at every checkpoint")
+    assert claims.budget_verdict([unclear, lower]).endswith("at one of two checkpoints")
+    assert claims.budget_verdict([unclear, unclear]).startswith("the interval includes zero at every one")
+    assert "lower at some and higher at others" in claims.budget_verdict([lower, higher])
+
+
+def test_fixture_macros_state_the_fixture_verdicts():
+    """The fixture's far change excludes zero, its short change does not; only H-TAP beats blank
+    frames by more than its spread; both latent models sit far above the codec floor."""
+    video = json.loads((FIXTURE / "video" / "results.json").read_text())
+    far, short = video["htap_vs_tap"]["far"], video["htap_vs_tap"]["short"]
+    assert far["relative_high"] < 0 < short["relative_high"] and short["relative_low"] < 0
+    words = macros.paper_macros(load_results(FIXTURE))
+    assert (words["farInterval"], words["shortInterval"]) == ("excludes zero", "includes zero")
+    assert words["farVerdict"] == "H-TAP's error is lower than TAP's"
+    assert words["blankVerdict"].startswith("only H-TAP beats")
+    assert words["floorVerdict"] == "the transition, not the codec, bounds them"
+    assert words["shortHorizon"] == "10" and (words["farFirst"], words["farLast"]) == ("50", "100")
 
 
 def test_every_macro_is_used_and_keeps_the_space_after_it():
-    macros = build.paper_macros(build.load_results(FIXTURE))
-    tex = (Path(build.PAPER_DIR) / "main.tex").read_text()
-    assert set(macros) <= set(re.findall(r"\\([A-Za-z]+)", tex)), "generated macros main.tex never uses"
-    # TeX drops the space after a control word: "\videoEpochs epochs" would print "10epochs".
-    eaten = [m.group(0) for m in re.finditer(r"\\([A-Za-z]+)(?:[ \t]+\n?|\n)[ \t]*[A-Za-z(]", tex) if m.group(1) in macros]
+    defined = macros.paper_macros(load_results(FIXTURE))
+    tex = (latex.PAPER_DIR / "main.tex").read_text()
+    assert set(defined) <= set(re.findall(r"\\([A-Za-z]+)", tex)), "generated macros main.tex never uses"
+    # TeX drops the space after a control word: "\videoStages stages" would print "eightstages".
+    eaten = [m.group(0) for m in re.finditer(r"\\([A-Za-z]+)(?:[ \t]+\n?|\n)[ \t]*[A-Za-z(]", tex)
+             if m.group(1) in defined]
     assert not eaten, eaten
+
+
+def test_changes_and_frequencies_are_printed_as_words_and_signed_numbers():
+    from paper.text import every, signed
+
+    assert [signed(v, 1) for v in (-2.14, 1.46, -0.04, 0.0)] == ["$-$2.1", "+1.5", "0.0", "0.0"]
+    assert [every(n, "decoded prediction") for n in (1, 2, 4, 11, 22)] == [
+        "every decoded prediction", "every 2nd decoded prediction", "every 4th decoded prediction",
+        "every 11th decoded prediction", "every 22nd decoded prediction"]

@@ -1,0 +1,278 @@
+"""`generated/macros.tex`: every number the prose uses, and the words whose choice depends on a
+measurement (e.g. \\farVerdict is "H-TAP's error is lower than TAP's" or "the test does not
+separate the two models"), so the claims follow the results. The numbers come from the accessors
+(`results`, `video_results`), the verdicts from `claims`."""
+
+import re
+
+from paper import claims
+from paper.published import OPENSTL_CONVLSTM_EPOCHS, OPENSTL_CONVLSTM_MSE, PUBLISHED_ETTH1_MSE
+from paper.results import (
+    PartResults, environment, etth1_table_rows, forecast_ablation, forecast_attention_span, forecast_config,
+    forecast_report_lookback, forecast_seeds, forecast_valid_prediction_time, hybrid_etth1, retrieval_config,
+    retrieval_metric, wall_time_s,
+)
+from paper.text import count, duration, every, latex_escape, listing, num, pct, plural, pm, words
+from paper.video_results import (
+    LATENT_MODELS, VIDEO_MODEL_ORDER, video_budget_curve, video_change, video_codec_metric, video_config,
+    video_metric, video_mnist_fallback, video_model_label, video_models, video_params, video_span_per_head,
+    video_span_per_step, video_window,
+)
+from seqattn.errors import ConfigError
+from seqattn.metrics.forecast import VPT_THRESHOLD
+
+# ---- Part 2 sentences -------------------------------------------------------------------------
+
+
+def etth1_comparison_words(forecast: PartResults) -> dict[str, str]:
+    hybrid = hybrid_etth1(forecast)
+    dlinear = PUBLISHED_ETTH1_MSE["dlinear"]["mse"]
+    lstma = PUBLISHED_ETTH1_MSE["lstma"]["mse"]
+    shared = [h for h in sorted(hybrid) if h in dlinear]
+    at_or_below = [h for h in shared if round(hybrid[h].mse.mean, 3) <= dlinear[h]]
+    first = min(hybrid)
+    vs_lstma = [h for h in sorted(hybrid) if h in lstma]
+    return {
+        "hybridFirstH": str(first),
+        "hybridFirstMSE": num(hybrid[first].mse.mean, 3),
+        "hybridVsDlinear": claims.dlinear_words(at_or_below, shared),
+        "hybridVsLSTMa": claims.lstma_words(vs_lstma, [100 * (1 - hybrid[h].mse.mean / lstma[h]) for h in vs_lstma]),
+    }
+
+
+def repeat_check_sentence(forecast: PartResults) -> str:
+    models, horizons, cells = etth1_table_rows(forecast)
+    published = PUBLISHED_ETTH1_MSE["repeat"]["mse"]
+    shared = [h for h in horizons if ("repeat", h) in cells and h in published]
+    if not shared:
+        return ""
+    return claims.repeat_check(max(abs(round(cells[("repeat", h)].mse.mean, 3) - published[h]) for h in shared))
+
+
+def forecast_options_words(forecast: PartResults) -> str:
+    """Which of reversible instance normalisation and channel independence the reported run used."""
+    on = {"reversible instance normalisation~\\cite{kim2022revin}": forecast_config(forecast, "revin"),
+          "channel independence~\\cite{nie2023patchtst}": forecast_config(forecast, "channel_independent")}
+    used = [name for name, flag in on.items() if flag]
+    unused = [name for name, flag in on.items() if not flag]
+    parts = []
+    if used:
+        parts.append("with " + " and ".join(used))
+    if unused:
+        parts.append("without " + " or ".join(unused))
+    return ", ".join(parts)
+
+
+def chaotic_sentence(forecast: PartResults) -> str:
+    """One sentence on the chaotic series, or nothing when the run did not include them."""
+    names = {"mackey-glass": "Mackey--Glass", "lorenz": "Lorenz-63"}
+    found = {name: forecast_valid_prediction_time(forecast, key) for key, name in names.items()}
+    found = {name: vpt for name, vpt in found.items() if vpt is not None}
+    if not found:
+        return ""
+    listed = " and ".join(f"{pm(vpt, 2)} time units on {name}" for name, vpt in found.items())
+    return (f"On the chaotic series the hybrid's valid prediction time (normalised RMSE below "
+            f"{VPT_THRESHOLD:g}) is {listed}.")
+
+
+def ablation_sentence(forecast: PartResults) -> str:
+    rows = forecast_ablation(forecast)
+    if not rows:
+        return ""
+    listed = "; ".join(f"{latex_escape(variant)} {num(mse, 3)}" for variant, _, mse in rows)
+    return f"One-seed ablations of the hybrid at $H={rows[0][1]}$ (test MSE): {listed}."
+
+
+def not_run_words(forecast: PartResults, video: PartResults) -> str:
+    """What the paper's run left out, from its own configs."""
+    items = ["training to convergence on a GPU"]
+    if "etth2" not in set(forecast_config(forecast, "datasets")):
+        items.append("ETTh2")
+    if 336 not in forecast_config(forecast, "lookbacks"):
+        items.append("lookback 336")
+    if forecast_config(forecast, "features") == "M":
+        items.append("the univariate ('S') setting")
+    if not forecast_ablation(forecast):
+        items.append("ablations of the forecaster")
+    if set(video_models(video)) <= set(VIDEO_MODEL_ORDER):
+        items.append("ablations of H-TAP (depth, heads, position encoding)")
+    items.append("stochastic latents")
+    return listing(items)
+
+
+# ---- Part 3 sentences -------------------------------------------------------------------------
+
+
+def change_macros(video: PartResults, window: str, prefix: str) -> dict[str, str]:
+    """\\farChange, \\farChangeLow, \\farChangeHigh, \\farInterval, \\farVerdict (and short...)."""
+    change = video_change(video, window)
+    macros = {f"{prefix}Change{key}": value for key, value in claims.change_numbers(change).items()}
+    macros[f"{prefix}Interval"] = claims.interval_words(change)
+    macros[f"{prefix}Verdict"] = claims.change_verdict(change)
+    return macros
+
+
+def blank_words(video: PartResults, window: str = "far") -> dict[str, str]:
+    """Which models beat all-black frames (skill 0) on the far window by more than their spread over
+    seeds: all models for the body, the latent ones for the abstract."""
+    models = video_models(video)
+    skill = {m: video_metric(video, m, "skill", window) for m in models}
+    beating = [m for m in models if claims.beats_by_more_than_spread(skill[m], 0.0)]
+    n_seeds = len(video.get("seeds"))
+    latent = [m for m in LATENT_MODELS if m in models]
+    return {
+        "blankVerdict": claims.blank_verdict([video_model_label(video, m) for m in beating],
+                                             [video_model_label(video, m) for m in models], n_seeds),
+        "blankVerdictLatent": claims.blank_verdict([video_model_label(video, m) for m in latent if m in beating],
+                                                   [video_model_label(video, m) for m in latent], n_seeds),
+    }
+
+
+def floor_words(video: PartResults, window: str = "far") -> dict[str, str]:
+    """The codec floor against the latent models' MSE on the far window."""
+    floor = video_codec_metric(video, "mse", window)
+    ratios = {video_model_label(video, m): video_metric(video, m, "mse", window).mean / floor.mean
+              for m in LATENT_MODELS}
+    return {
+        "codecFarMSE": pm(floor, 1),
+        "floorRatios": listing([f"{num(r, 1)}$\\times$" for r in ratios.values()]),
+        "floorVerdict": claims.floor_verdict(ratios),
+        "nearFloorRatio": num(claims.NEAR_FLOOR_RATIO, 1),
+    }
+
+
+def budget_words(video: PartResults) -> dict[str, str]:
+    """The change at the first and the last stage checkpoint, and the verdict over all of them."""
+    points = video_budget_curve(video)
+
+    def at(point):
+        return f"{claims.change_numbers(point.change)['']} after {count(point.updates)} updates"
+
+    return {"budgetChanges": f"from {at(points[0])} to {at(points[-1])}",
+            "budgetVerdict": claims.budget_verdict([p.change for p in points])}
+
+
+def span_words(video: PartResults) -> dict[str, str]:
+    frames, span, uniform = video_span_per_step(video)
+    normalised = span / uniform
+    per_head = video_span_per_head(video)
+    return {
+        "htapSpanFirstFrame": str(int(frames[0])),
+        "htapSpanLastFrame": str(int(frames[-1])),
+        "htapSpanFirst": num(span[0], 1),
+        "htapSpanLast": num(span[-1], 1),
+        "htapSpanTrend": claims.trend(span[0], span[-1]),
+        "htapNormSpanFirst": num(normalised[0], 2),
+        "htapNormSpanLast": num(normalised[-1], 2),
+        "htapHeadContrast": claims.head_contrast(per_head.min(), per_head.max()),
+        "htapSpanHeadMin": num(per_head.min(), 1),
+        "htapSpanHeadMax": num(per_head.max(), 1),
+    }
+
+
+def video_macros(video: PartResults) -> dict[str, str]:
+    context = int(video_config(video, "context"))
+    short_first, short_last = video_window(video, "short")
+    far_first, far_last = video_window(video, "far")
+    compared = video_change(video, "far")
+    grid, patch = int(video_config(video, "latent_grid")), int(video_config(video, "token_patch"))
+    return {
+        "videoContext": str(context),
+        "videoLongFrames": str(video_config(video, "long_frames")),
+        "videoLongHorizon": str(int(video_config(video, "long_frames")) - context),
+        "shortFirst": str(short_first),
+        "shortLast": str(short_last),
+        "shortHorizon": str(short_last - short_first + 1),
+        "farFirst": str(far_first),
+        "farLast": str(far_last),
+        "videoMaxRollout": str(video_config(video, "max_rollout")),
+        "videoStages": words(int(video_config(video, "stages"))),
+        "videoTransitionUpdates": count(video_config(video, "transition_updates")),
+        "videoBatch": str(video_config(video, "batch_size")),
+        "videoTrainSequences": count(video_config(video, "train_sequences")),
+        "videoCodecUpdates": count(video_config(video, "codec_updates")),
+        "videoDecoded": every(int(video_config(video, "decode_every")), "decoded prediction"),
+        "convlstmFrames": str(context + int(video_config(video, "convlstm_horizon"))),
+        "videoTestSequences": count(video_config(video, "test_sequences")),
+        "videoNSeeds": words(len(video.get("seeds"))),
+        "compareSequences": count(compared.sequences),
+        "compareSeeds": f"{words(compared.seeds)} seed{'' if compared.seeds == 1 else 's'}",
+        "latentGrid": f"{grid}\\times{grid}",
+        "latentChannels": str(video_config(video, "latent_channels")),
+        "tokenPatch": f"{patch}\\times{patch}",
+        "tapRNN": str(video_config(video, "rnn")).upper(),
+        "htapLayers": words(int(video_config(video, "num_layers"))),
+        "htapHeads": words(int(video_config(video, "num_heads"))),
+        "tapTransitionParams": count(video_params(video, "tap", "transition")),
+        "htapTransitionParams": count(video_params(video, "htap", "transition")),
+        "tapParams": count(video_params(video, "tap")),
+        "htapParams": count(video_params(video, "htap")),
+        "convlstmParams": count(video_params(video, "convlstm")),
+        "convlstmShortMSE": num(video_metric(video, "convlstm", "mse", "short").mean, 1),
+        "claimVerdict": claims.claim_verdict(compared),
+        "claimedCut": f"{claims.CLAIMED_FAR_CUT_PCT:.0f}",
+        "openstlConvlstmMSE": num(OPENSTL_CONVLSTM_MSE, 2),
+        "openstlConvlstmEpochs": str(OPENSTL_CONVLSTM_EPOCHS),
+        "mnistNote": ("" if not video_mnist_fallback(video) else
+                      " The MNIST files were not available to this run: its digits are scikit-learn's "
+                      "$8\\times8$ digits upscaled to $28\\times28$, so the numbers are not comparable "
+                      "with published Moving MNIST results."),
+        **change_macros(video, "far", "far"),
+        **change_macros(video, "short", "short"),
+        **blank_words(video),
+        **floor_words(video),
+        **budget_words(video),
+        **span_words(video),
+    }
+
+
+def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
+    attention, forecast, video = parts["attention"], parts["forecast"], parts["video"]
+    macros = {
+        # Part 1
+        "retrievalAlignAcc": pct(100 * retrieval_metric(attention, "alignment_accuracy").mean),
+        "retrievalAnswerAcc": pct(100 * retrieval_metric(attention, "answer_accuracy").mean),
+        "retrievalSpan": num(retrieval_metric(attention, "attention_span").mean, 2),
+        "retrievalCorrectSpan": num(retrieval_metric(attention, "correct_attention_span").mean, 2),
+        "retrievalSpanRelation": claims.span_relation(retrieval_metric(attention, "attention_span").mean,
+                                                      retrieval_metric(attention, "correct_attention_span").mean),
+        "retrievalPairs": str(retrieval_config(attention, "n_pairs")),
+        "retrievalKeys": str(retrieval_config(attention, "n_keys")),
+        "retrievalHeads": words(int(retrieval_config(attention, "num_heads"))),
+        "retrievalDModel": str(retrieval_config(attention, "d_model")),
+        "retrievalEpochs": plural(int(retrieval_config(attention, "epochs")), "epoch"),
+        "retrievalNSeeds": words(len(attention.get("seeds"))),
+        # Part 2
+        "forecastLookback": str(forecast_report_lookback(forecast)),
+        "forecastNSeeds": words(len(forecast_seeds(forecast))),
+        "forecastSpan": num(forecast_attention_span(forecast), 1),
+        "forecastRNN": str(forecast_config(forecast, "rnn")).upper(),
+        "forecastSegment": str(forecast_config(forecast, "segment")),
+        "forecastDecoding": latex_escape(str(forecast_config(forecast, "decoding"))),
+        "forecastOptions": forecast_options_words(forecast),
+        "chaoticSentence": chaotic_sentence(forecast),
+        "repeatCheck": repeat_check_sentence(forecast),
+        "forecastAblation": ablation_sentence(forecast),
+        "notRun": not_run_words(forecast, video),
+        "dlinearLookback": str(PUBLISHED_ETTH1_MSE["dlinear"]["lookback"]),
+        "patchtstLookback": str(PUBLISHED_ETTH1_MSE["patchtst"]["lookback"]),
+        **etth1_comparison_words(forecast),
+        # Part 3
+        **video_macros(video),
+        # The run
+        "studyBackend": latex_escape(environment(attention, "backend")),
+        "studyKeras": latex_escape(environment(attention, "keras")),
+        "studyProfile": latex_escape(str(attention.get("profile"))),
+        "studyDuration": duration(sum(wall_time_s(p) for p in parts.values())),
+        "videoDuration": duration(wall_time_s(video)),
+    }
+    for name in macros:
+        if not re.fullmatch(r"[A-Za-z]+", name):
+            raise ConfigError(f"macro name {name!r} must be letters only")
+    return macros
+
+
+def macros_tex(macros: dict[str, str]) -> str:
+    lines = ["% Generated by `python -m paper.build` from results/; do not edit."]
+    lines += [f"\\newcommand{{\\{name}}}{{{value}}}" for name, value in macros.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,223 @@
+"""Reading the study's results: `<results>/{attention,forecast,video}/results.json` and the Part 3
+ablations beside them, and the accessors of Parts 1 and 2 (Part 3's are in `video_results`).
+
+Only the accessors know the results.json layouts; the claims, tables and figures ask them. A
+missing file or key is one `DataError` naming the file and the key path, e.g.
+`results/video/results.json: missing key 'models.htap.metrics.mse_far', which the paper needs`.
+"""
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from seqattn.errors import DataError
+
+PARTS = ("attention", "forecast", "video")
+ABLATIONS_DIR = "ablations"
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A measurement over seeds: mean, sample std and the number of seeds."""
+
+    mean: float
+    std: float
+    n: int
+
+
+@dataclass
+class PartResults:
+    """One part's results.json and where it came from (for error messages)."""
+
+    data: dict
+    path: Path
+
+    def get(self, *keys):
+        """data[k1][k2]...; a missing key is a DataError naming the file and the key path."""
+        node = self.data
+        for i, key in enumerate(keys):
+            if isinstance(node, dict) and str(key) in node:
+                node = node[str(key)]
+            elif isinstance(node, list) and isinstance(key, int) and -len(node) <= key < len(node):
+                node = node[key]
+            else:
+                path = ".".join(str(k) for k in keys[: i + 1])
+                raise DataError(f"{self.path}: missing key {path!r}, which the paper needs")
+        return node
+
+    def has(self, *keys) -> bool:
+        try:
+            self.get(*keys)
+        except DataError:
+            return False
+        return True
+
+    def number(self, *keys) -> float:
+        """A float at `keys`; anything else is a DataError naming the file and key path."""
+        value = self.get(*keys)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            path = ".".join(str(k) for k in keys)
+            raise DataError(f"{self.path}: {path!r} is {value!r}, expected a number") from None
+
+    def stat(self, *keys) -> Stat:
+        """A {"mean", "std"} entry at `keys`, with n taken from the part's seeds."""
+        return Stat(self.number(*keys, "mean"), self.number(*keys, "std"), len(self.get("seeds")))
+
+
+def read_part(path: Path) -> PartResults:
+    try:
+        return PartResults(json.loads(path.read_text()), path)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+
+
+def load_results(results_dir: Path) -> dict[str, PartResults]:
+    parts = {}
+    for part in PARTS:
+        path = results_dir / part / "results.json"
+        if not path.is_file():
+            raise DataError(
+                f"{path} not found: the paper needs the results of every part; run "
+                f"`python sequence_attention.py --profile paper --out {results_dir}` first"
+            )
+        parts[part] = read_part(path)
+    if not parts["video"].has("windows"):
+        raise DataError(
+            f"{parts['video'].path}: missing key 'windows', which the paper needs: this results.json predates "
+            f"Part 3's evaluation windows; rerun Part 3 (`python sequence_attention.py --profile paper "
+            f"--parts video --out {results_dir}`)"
+        )
+    return parts
+
+
+def load_video_ablations(results_dir: Path) -> dict[str, PartResults]:
+    """Part 3 runs with one option changed, `<results>/ablations/<name>/video/results.json`
+    (written by `make paper-results`); none is fine. A run in an older layout than the paper's
+    (no `windows`) is left out, with a note on stderr naming it."""
+    found = {}
+    for path in sorted((results_dir / ABLATIONS_DIR).glob("*/video/results.json")):
+        run = read_part(path)
+        if not run.has("windows"):
+            print(f"paper.build: note: {path} predates the evaluation windows of Part 3 (no 'windows' key); "
+                  f"left out of the ablation paragraph until it is rerun", file=sys.stderr)
+            continue
+        found[path.parents[1].name] = run
+    return found
+
+
+# Part 1 ---------------------------------------------------------------------------------------
+
+
+def retrieval_metric(attention: PartResults, name: str) -> Stat:
+    """A held-out metric of Part 1 over seeds, e.g. "alignment_accuracy", "attention_span"."""
+    return attention.stat("summary", name)
+
+
+def retrieval_config(attention: PartResults, name: str):
+    return attention.get("config", name)
+
+
+# Part 2 ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForecastRow:
+    dataset: str
+    features: str
+    lookback: int
+    horizon: int
+    model: str
+    mse: Stat
+    mae: Stat
+
+
+def forecast_rows(forecast: PartResults) -> list[ForecastRow]:
+    """Every (dataset, features, lookback, horizon, model) the forecast part measured."""
+    rows = []
+    for i, row in enumerate(forecast.get("summary")):
+        try:
+            n = len(row["seeds"])
+            rows.append(ForecastRow(
+                dataset=str(row["dataset"]).lower(), features=str(row["features"]),
+                lookback=int(row["lookback"]), horizon=int(row["horizon"]), model=str(row["model"]),
+                mse=Stat(float(row["mse"]["mean"]), float(row["mse"]["std"]), n),
+                mae=Stat(float(row["mae"]["mean"]), float(row["mae"]["std"]), n),
+            ))
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{forecast.path}: summary[{i}] lacks or mangles {err}") from None
+    return rows
+
+
+def forecast_report_lookback(forecast: PartResults) -> int:
+    """The lookback of the ETTh1 table: the first the part ran."""
+    return int(forecast.get("config", "lookbacks")[0])
+
+
+def forecast_seeds(forecast: PartResults) -> list:
+    return list(forecast.get("config", "seeds"))
+
+
+def forecast_config(forecast: PartResults, name: str):
+    return forecast.get("config", name)
+
+
+def forecast_valid_prediction_time(forecast: PartResults, dataset: str, model: str = "hybrid") -> Stat | None:
+    """Valid prediction time (time units of the series) on a chaotic series, or None if not run."""
+    for row in forecast.get("summary"):
+        if row.get("dataset") == dataset and row.get("model") == model and "valid_prediction_time" in row:
+            vpt = row["valid_prediction_time"]
+            return Stat(float(vpt["mean"]), float(vpt["std"]), len(row["seeds"]))
+    return None
+
+
+def forecast_model_label(model: str) -> str:
+    return {"repeat": "Repeat", "dlinear": "DLinear", "seq2seq": "RNN (no attention)",
+            "hybrid": "RNN + attention"}.get(model, model)
+
+
+def forecast_ablation(forecast: PartResults) -> list[tuple[str, int, float]]:
+    """(variant, horizon, test MSE) of each one-seed ablation of the hybrid; empty if not run."""
+    return [(str(a["variant"]), int(a["horizon"]), float(a["mse"])) for a in forecast.data.get("ablation") or []]
+
+
+def forecast_attention_span(forecast: PartResults) -> float:
+    """Attention Span of the hybrid's decoder over the lookback, in time steps (one trained model)."""
+    return forecast.number("attention", "span_steps")
+
+
+def etth1_table_rows(forecast: PartResults) -> tuple[list[str], list[int], dict]:
+    """Our multivariate ETTh1 MSE by model and horizon, at the part's reported lookback."""
+    rows = [r for r in forecast_rows(forecast) if r.dataset == "etth1" and r.features == "M"]
+    if not rows:
+        raise DataError(f"{forecast.path}: no multivariate ETTh1 rows (dataset 'etth1', features 'M')")
+    lookback = forecast_report_lookback(forecast)
+    rows = [r for r in rows if r.lookback == lookback]
+    if not rows:
+        raise DataError(f"{forecast.path}: no ETTh1 'M' rows at the reported lookback {lookback}")
+    preferred = ["repeat", "dlinear", "seq2seq", "rnn", "hybrid"]
+    present = {r.model for r in rows}
+    models = [m for m in preferred if m in present] + sorted(present - set(preferred))
+    horizons = sorted({r.horizon for r in rows})
+    cells = {(r.model, r.horizon): r for r in rows}
+    return models, horizons, cells
+
+
+def hybrid_etth1(forecast: PartResults) -> dict[int, ForecastRow]:
+    models, horizons, cells = etth1_table_rows(forecast)
+    if "hybrid" not in models:
+        raise DataError(f"{forecast.path}: no ETTh1 'M' rows for model 'hybrid'")
+    return {h: cells[("hybrid", h)] for h in horizons if ("hybrid", h) in cells}
+
+
+# Across parts ----------------------------------------------------------------------------------
+
+
+def wall_time_s(part: PartResults) -> float:
+    return part.number("wall_time_s")
+
+
+def environment(part: PartResults, name: str) -> str:
+    return str(part.get("environment", name))

@@ -1,0 +1,150 @@
+"""The generated LaTeX tables (booktabs) and the Part 3 ablation paragraph."""
+
+from paper.published import PUBLISHED_ETTH1_MSE
+from paper.results import (
+    PartResults, Stat, etth1_table_rows, forecast_model_label, forecast_report_lookback, retrieval_metric,
+)
+from paper.text import latex_escape, num, pm, signed
+from paper.video_results import (
+    REFERENCE_LABELS, video_baseline_metric, video_baselines, video_codec_metric, video_config,
+    video_config_changes, video_metric, video_model_label, video_models, video_seed_metric, video_window,
+)
+
+# Part 3 table columns: (metric key, header, decimals).
+VIDEO_COLUMNS = (("mse", "MSE", 1), ("skill", "skill", 3), ("f1", "F1", 3), ("ssim", "SSIM", 3))
+VIDEO_TABLE_WINDOWS = ("short", "far")
+# Row labels of the references, short enough for a table two windows wide (the caption says more).
+TABLE_LABELS = {**REFERENCE_LABELS, "codec": "codec (floor)"}
+
+
+def table_retrieval(attention: PartResults) -> str:
+    """One row: the held-out metrics of Part 1, mean and std over seeds."""
+    uniform_entropy = retrieval_metric(attention, "uniform_attention_entropy").mean
+    columns = [
+        ("answer", "accuracy", "answer_accuracy"),
+        ("alignment", "accuracy", "alignment_accuracy"),
+        ("Attention Span,", "learned", "attention_span"),
+        ("Attention Span,", "correct", "correct_attention_span"),
+        ("entropy (nats;", f"uniform {num(uniform_entropy, 3)})", "attention_entropy"),
+    ]
+    lines = [
+        "\\begin{tabular}{" + "c" * len(columns) + "}",
+        "\\toprule",
+        " & ".join(top for top, _, _ in columns) + " \\\\",
+        " & ".join(bottom for _, bottom, _ in columns) + " \\\\",
+        "\\midrule",
+        " & ".join(pm(retrieval_metric(attention, key), 3) for _, _, key in columns) + " \\\\",
+        "\\bottomrule",
+        "\\end{tabular}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def table_etth1(forecast: PartResults) -> str:
+    """Models as rows (ours, then the published ones), horizons as columns."""
+    models, horizons, cells = etth1_table_rows(forecast)
+    lookback = forecast_report_lookback(forecast)
+    best = {h: min(cells[(m, h)].mse.mean for m in models if (m, h) in cells) for h in horizons}
+    lines = [
+        f"\\begin{{tabular}}{{l{'c' * len(horizons)}}}",
+        "\\toprule",
+        "model & " + " & ".join(f"$H={h}$" for h in horizons) + " \\\\",
+        "\\midrule",
+        f"\\multicolumn{{{len(horizons) + 1}}}{{l}}{{\\emph{{ours, lookback $L={lookback}$, mean\\,$\\pm$\\,std over seeds}}}} \\\\",
+    ]
+    for m in models:
+        row = [forecast_model_label(m)]
+        for h in horizons:
+            cell = cells.get((m, h))
+            if cell is None:
+                row.append("--")
+                continue
+            text = pm(cell.mse, 3) if cell.mse.n > 1 else num(cell.mse.mean, 3)
+            row.append(f"\\textbf{{{text}}}" if cell.mse.mean == best[h] else text)
+        lines.append(" & ".join(row) + " \\\\")
+    lines += ["\\midrule", f"\\multicolumn{{{len(horizons) + 1}}}{{l}}{{\\emph{{published}}}} \\\\"]
+    for p in PUBLISHED_ETTH1_MSE.values():
+        label = p["label"] + (f" ($L={p['lookback']}$)" if "lookback" in p else "")
+        row = [f"{label}~\\cite{{{p['cite']}}}"]
+        row += [num(p["mse"][h], 3) if h in p["mse"] else "--" for h in horizons]
+        lines.append(" & ".join(row) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def video_window_title(video: PartResults, window: str) -> str:
+    """"10 -> 10 (frames 11--20)" for the short window, "frames 50--100" otherwise."""
+    first, last = video_window(video, window)
+    if window == "short":
+        return f"{int(video_config(video, 'context'))}\\,$\\to$\\,{last - first + 1} (frames {first}--{last})"
+    return f"frames {first}--{last}"
+
+
+def cell(stat: Stat, decimals: int) -> str:
+    """Mean with the std over seeds as a subscript, without its leading zero (0.468$_{\\pm.009}$):
+    the table is two windows wide."""
+    std = num(stat.std, decimals)
+    return f"{num(stat.mean, decimals)}$_{{\\pm{std[1:] if std.startswith('0.') else std}}}$"
+
+
+def table_video(video: PartResults) -> str:
+    """One row per predictor (models, the codec floor, the trivial predictions), one column block
+    per window."""
+    k = len(VIDEO_COLUMNS)
+    header = [f"\\multicolumn{{{k}}}{{c}}{{{video_window_title(video, w)}}}" for w in VIDEO_TABLE_WINDOWS]
+    rules = "".join(f"\\cmidrule(lr){{{2 + i * k}-{1 + (i + 1) * k}}}" for i in range(len(VIDEO_TABLE_WINDOWS)))
+    lines = [f"\\begin{{tabular}}{{l{'c' * k * len(VIDEO_TABLE_WINDOWS)}}}", "\\toprule",
+             " & ".join([""] + header) + " \\\\", rules,
+             " & ".join(["predictor"] + [h for _ in VIDEO_TABLE_WINDOWS for _, h, _ in VIDEO_COLUMNS]) + " \\\\",
+             "\\midrule"]
+    for model in video_models(video):
+        cells = [cell(video_metric(video, model, key, w), digits) for w in VIDEO_TABLE_WINDOWS
+                 for key, _, digits in VIDEO_COLUMNS]
+        lines.append(" & ".join([latex_escape(video_model_label(video, model))] + cells) + " \\\\")
+    lines.append("\\midrule")
+    if video.has("codec"):
+        cells = [cell(video_codec_metric(video, key, w), digits) for w in VIDEO_TABLE_WINDOWS
+                 for key, _, digits in VIDEO_COLUMNS]
+        lines.append(" & ".join([TABLE_LABELS["codec"]] + cells) + " \\\\")
+    for name in video_baselines(video):
+        cells = [num(video_baseline_metric(video, name, key, w), digits) for w in VIDEO_TABLE_WINDOWS
+                 for key, _, digits in VIDEO_COLUMNS]
+        lines.append(" & ".join([TABLE_LABELS.get(name, latex_escape(name))] + cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+ABLATION_WORDS = {
+    "max_rollout": lambda v: f"training rollouts of up to {v} frames",
+    "rnn": lambda v: f"TAP with a convolutional {str(v).upper()} cell",
+    "token_patch": lambda v: f"tokens of ${v}\\times{v}$ latent cells",
+}
+
+
+def ablation_label(changes: dict) -> str:
+    return "; ".join(ABLATION_WORDS.get(k, lambda v, k=k: f"{latex_escape(k)} = {latex_escape(str(v))}")(v)
+                     for k, v in changes.items()) or "no change"
+
+
+def video_ablation(video: PartResults, ablations: dict[str, PartResults]) -> str:
+    """A paragraph setting seed 0 of the paper run against each one-option variant of it."""
+    if not ablations:
+        return "% No Part 3 ablation in the results folder.\n"
+    seed = 0
+
+    def numbers(run: PartResults) -> str:
+        short = {m: video_seed_metric(run, m, "mse", "short", seed) for m in ("tap", "htap")}
+        far = {m: video_seed_metric(run, m, "mse", "far", seed) for m in ("tap", "htap")}
+        change = 100 * (far["htap"] - far["tap"]) / far["tap"]
+        return (f"TAP {num(short['tap'], 1)} and {num(far['tap'], 1)}, H-TAP {num(short['htap'], 1)} and "
+                f"{num(far['htap'], 1)} ({signed(change, 1)}\\%)")
+
+    variants = "; ".join(f"{ablation_label(video_config_changes(video, run))}: {numbers(run)}"
+                         for run in ablations.values())
+    short_first, short_last = video_window(video, "short")
+    far_first, far_last = video_window(video, "far")
+    return (
+        f"\\paragraph{{Ablation.}} Seed {seed} rerun with one training option changed; MSE on frames "
+        f"{short_first}--{short_last} and {far_first}--{far_last} (H-TAP vs TAP on the latter). The paper run, "
+        f"{ablation_label({'max_rollout': video_config(video, 'max_rollout')})}: {numbers(video)}; {variants}.\n"
+    )
