@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from keras import ops
 
+from seqattn import attention
 from seqattn.attention import MultiHeadAttention, ScaledDotProductAttention
 
 pytestmark = pytest.mark.backend
@@ -249,6 +250,41 @@ def test_memory_efficient_equals_naive(t_q, t_k, q_chunk, k_chunk, causal, mask_
     want, _ = reference_attention(q, k, v, mask, causal)
     np.testing.assert_allclose(to_numpy(chunked), to_numpy(naive), atol=1e-5)
     np.testing.assert_allclose(to_numpy(chunked), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("pairs_per_block", [1, 2, 6])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("mask_shape", [None, "bhqk", "b1qk", "1hqk", "b11k"])
+def test_memory_efficient_blocks_of_a_few_batch_head_pairs_equal_naive(monkeypatch, pairs_per_block, causal,
+                                                                       mask_shape):
+    """Long sequences split B x nh into blocks of a few pairs (1: every pair alone; 2: heads in twos;
+    6: all heads of two batch items); every split, mask broadcast and causal block gives the same result."""
+    b, nh, t_q, t_k, q_chunk, k_chunk = 3, 3, 7, 9, 3, 4
+    monkeypatch.setattr(attention, "_BLOCK_SCORES", pairs_per_block * q_chunk * k_chunk)
+    rng = np.random.default_rng(pairs_per_block)
+    q, k, v = random_qkv(rng, b, nh, t_q, t_k, 4, dv=5)
+    shapes = {"bhqk": (b, nh, t_q, t_k), "b1qk": (b, 1, t_q, t_k), "1hqk": (1, nh, t_q, t_k), "b11k": (b, 1, 1, t_k)}
+    mask = None if mask_shape is None else random_mask(rng, shapes[mask_shape], keep_rows=False)
+    chunked = ScaledDotProductAttention(causal=causal, memory_efficient=True, query_chunk_size=q_chunk,
+                                        key_chunk_size=k_chunk)(q, k, v, attention_mask=mask)
+    np.testing.assert_allclose(to_numpy(chunked), reference_attention(q, k, v, mask, causal)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("t_q, t_k, q_chunk, k_chunk", [(16, 16, 4, 8), (5, 13, 2, 4), (11, 6, 4, 5), (9, 9, 9, 3)],
+                         ids=str)
+def test_causal_blocks_below_the_diagonal_need_no_mask_and_skip_the_upper_half(t_q, t_k, q_chunk, k_chunk):
+    """The unmasked key blocks of each query chunk are exactly the keys every one of its queries may
+    see, each once and at most k_chunk at a time; what is left up to the chunk's last query's keys is
+    its (q_chunk x q_chunk) diagonal block, and no key above it is computed."""
+    offset = t_k - t_q
+    for qs in range(0, t_q, q_chunk):
+        q_len = min(q_chunk, t_q - qs)
+        blocks = attention._key_blocks(qs, q_len, t_k, k_chunk, offset, causal=True)
+        keys = [k for ks, k_len in blocks for k in range(ks, ks + k_len)]
+        assert keys == list(range(max(0, qs + offset)))  # seen by the chunk's first query, hence by all
+        assert all(0 < k_len <= k_chunk for _, k_len in blocks)
+    assert attention._key_blocks(0, q_chunk, t_k, k_chunk, offset, causal=False)[-1] == (
+        (t_k - 1) // k_chunk * k_chunk, t_k - (t_k - 1) // k_chunk * k_chunk)
 
 
 def test_memory_efficient_multi_head_attention_equals_naive():
