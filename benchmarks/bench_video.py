@@ -5,12 +5,12 @@
   best of a few steps after a warm-up step; frames/s counts the clip frames of the batch.
 - rollout: the time of each generated frame against its position, H-TAP with and without the
   key/value cache, the latent transition alone (the decoder runs once over all latents at the
-  end, so it does not depend on the position). The loop is `HTAP.rollout_latents`'s, with a clock
+  end, so it does not depend on the position). The loop is `HTAP.rollout_tokens`'s, with a clock
   around every step. A step's cost depends only on the length of the history it reads, so the
   context is 2 frames here, which makes frames 3..100 single steps (the quick profile observes 10;
   its frame p costs what frame p costs here). Best of several rollouts per position. The target
   of tracker issue 6: with the cache, frame 100 costs at most 1.2x frame 10.
-  As a check on the instrumented loop, `rollout_latents` itself is timed whole, both ways.
+  As a check on the instrumented loop, `rollout_tokens` itself is timed whole, both ways.
 Torch runs with the project's thread policy (`seqattn.backend.limit_torch_threads`), as users get it.
 
 Run: `python -m benchmarks.bench_video [--lengths 20 100] [--repeats 3] [--rollouts 7]`.
@@ -36,7 +36,9 @@ from keras import ops  # noqa: E402
 from benchmarks.common import best_time, cases, machine_info, write_results  # noqa: E402
 from seqattn.data.mnist import load_mnist, split_pools  # noqa: E402
 from seqattn.data.moving_mnist import generate  # noqa: E402
-from seqattn.experiments.video import MODEL_NAMES, PROFILES, build_model  # noqa: E402
+from seqattn.experiments.video import LATENT_MODELS, MODEL_NAMES, PROFILES, build_model  # noqa: E402
+from seqattn.experiments.video_training import TransitionTrainer, decoded_steps  # noqa: E402
+from seqattn.models.video import residual_step  # noqa: E402
 from seqattn.progress import progress_write  # noqa: E402
 
 TARGET_RATIO = 1.2  # frame 100 / frame 10 with the cache, from tracker issue 6
@@ -57,13 +59,25 @@ def clips(pool: np.ndarray, batch: int, length: int) -> np.ndarray:
 
 
 def bench_train(pool: np.ndarray, lengths, repeats: int, models) -> list[dict]:
+    """One training step of each model as the study trains it: TAP and H-TAP on latent windows
+    (closed loop after 10 observed latents, the pixel loss on every few decoded predictions), the
+    ConvLSTM end to end on clips."""
     config = PROFILES["quick"]
     rows = []
     for length, name in cases([(length, name) for length in lengths for name in models], "video training"):
         x = clips(pool, config.batch_size, length)
         keras.utils.set_random_seed(0)
         model = build_model(name, config)
-        seconds = best_time(lambda: model.train_on_batch(x, x[:, 1:]), repeats=repeats)
+        if name in LATENT_MODELS:
+            decoded = decoded_steps(length, config.decode_every)
+            trainer = TransitionTrainer(model, config.context, decoded)
+            trainer.compile(optimizer="adam", loss=["mse", "binary_crossentropy"])
+            z = ops.convert_to_numpy(model.encode(x))
+            targets = (z[:, 1:], x[:, np.asarray(decoded) + 1])
+            step = lambda: trainer.train_on_batch(z, targets)  # noqa: E731
+        else:
+            step = lambda: model.train_on_batch(x, x[:, 1:])  # noqa: E731
+        seconds = best_time(step, repeats=repeats)
         frames = config.batch_size * length
         rows.append({"model": name, "frames": length, "batch_size": config.batch_size, "seconds": seconds,
                      "frames_per_s": frames / seconds, "clips_per_s": config.batch_size / seconds,
@@ -72,25 +86,24 @@ def bench_train(pool: np.ndarray, lengths, repeats: int, models) -> list[dict]:
     return rows
 
 
-def timed_rollout(model, latents, horizon: int, use_cache: bool) -> list[float]:
-    """`HTAP.rollout_latents` with a clock around every step: seconds of each generated frame,
+def timed_rollout(model, tokens, horizon: int, use_cache: bool) -> list[float]:
+    """`HTAP.rollout_tokens` with a clock around every step: seconds of each generated frame,
     frames context+1 .. context+horizon in order."""
     seconds = []
     start = time.perf_counter()
-    y, cache, _ = model.transformer.extend(model.embed(latents))  # y (B, C, d)
-    predicted = latents + model.head(y)  # (B, C, D)
+    delta, cache, _ = model._extend(tokens, None, False, False)
+    predicted = residual_step(tokens, delta)  # (B, C, s, s, D)
     ops.convert_to_numpy(predicted)
     seconds.append(time.perf_counter() - start)
-    history = None if use_cache else ops.concatenate([latents, predicted[:, -1:]], axis=1)  # (B, C + 1, D)
-    z = predicted[:, -1:]  # (B, 1, D)
+    history = None if use_cache else ops.concatenate([tokens, predicted[:, -1:]], axis=1)
+    z = predicted[:, -1:]  # (B, 1, s, s, D)
     for _ in range(horizon - 1):
         start = time.perf_counter()
         if use_cache:
-            y, cache, _ = model.transformer.extend(model.embed(z), cache)  # y (B, 1, d)
+            delta, cache, _ = model._extend(z, cache, False, False)
         else:
-            y, _, _ = model.transformer.extend(model.embed(history))
-            y = y[:, -1:]
-        z = z + model.head(y)  # (B, 1, D)
+            delta = model._extend(history, None, False, False)[0][:, -1:]
+        z = residual_step(z, delta)
         if not use_cache:
             history = ops.concatenate([history, z], axis=1)
         ops.convert_to_numpy(z)  # the step is done when its latent can be read
@@ -104,20 +117,20 @@ def bench_rollout(length: int, rollouts: int) -> dict:
     keras.utils.set_random_seed(0)
     model = build_model("htap", config)
     rng = np.random.default_rng(0)
-    latents = ops.convert_to_tensor(rng.standard_normal((batch, ROLLOUT_CONTEXT, config.latent_dim), dtype=np.float32))
+    tokens = ops.convert_to_tensor(rng.uniform(-0.9, 0.9, (batch, ROLLOUT_CONTEXT, *model.token_shape)).astype(np.float32))
     horizon = length - ROLLOUT_CONTEXT
     positions = list(range(ROLLOUT_CONTEXT + 1, length + 1))  # generated frames
     out = {"batch_size": batch, "context": ROLLOUT_CONTEXT, "last_frame": length, "positions": positions}
     with inference():
         for use_cache in cases((True, False), "rollouts"):
             key = "cache" if use_cache else "no_cache"
-            timed_rollout(model, latents, horizon, use_cache)  # warm-up
-            runs = np.array([timed_rollout(model, latents, horizon, use_cache) for _ in range(rollouts)])
+            timed_rollout(model, tokens, horizon, use_cache)  # warm-up
+            runs = np.array([timed_rollout(model, tokens, horizon, use_cache) for _ in range(rollouts)])
             best = runs.min(axis=0)  # (positions,)
             at = {p: float(best[positions.index(p)]) for p in (10, length)}
             window = lambda lo, hi: float(best[positions.index(lo) : positions.index(hi) + 1].mean())  # noqa: E731
             whole = best_time(lambda: ops.convert_to_numpy(
-                model.rollout_latents(latents, horizon, use_cache=use_cache)), repeats=3)
+                model.rollout_tokens(tokens, horizon, use_cache=use_cache)), repeats=3)
             out[key] = {
                 "seconds_per_frame": best.tolist(),
                 "frame_10_s": at[10], "frame_last_s": at[length],
@@ -125,11 +138,11 @@ def bench_rollout(length: int, rollouts: int) -> dict:
                 # less sensitive to one noisy step: frames length-9..length against 10..19
                 "ratio_last10_to_10_19": window(length - 9, length) / window(10, 19),
                 "instrumented_total_s": float(best.sum()),
-                "rollout_latents_s": whole,
+                "rollout_tokens_s": whole,
             }
             progress_write(f"rollout {key:8s}: frame 10 {1e3 * at[10]:.2f} ms, frame {length} "
                            f"{1e3 * at[length]:.2f} ms, ratio {at[length] / at[10]:.2f}; "
-                           f"whole rollout_latents {whole:.3f} s")
+                           f"whole rollout_tokens {whole:.3f} s")
     ratio = out["cache"]["ratio_last_to_10"]
     out["target"] = {"max_ratio_with_cache": TARGET_RATIO, "measured": ratio, "met": ratio <= TARGET_RATIO}
     return out
@@ -149,8 +162,9 @@ def main(argv=None) -> None:
     train_pool, _ = split_pools(digits)
     payload = {"machine": machine_info() | THREADS, "digits_source": digits.source, "profile": "quick",
                "config": {k: getattr(PROFILES["quick"], k) for k in (
-                   "batch_size", "context", "latent_dim", "codec_filters", "d_model", "num_layers", "num_heads",
-                   "ff_dim", "rnn", "convlstm_filters", "convlstm_kernel", "loss", "eval_batch_size")}}
+                   "batch_size", "context", "latent_channels", "codec_widths", "token_patch", "d_model", "num_layers",
+                   "num_heads", "ff_dim", "rnn", "decode_every", "convlstm_filters", "convlstm_kernel",
+                   "eval_batch_size")}}
     payload["train"] = bench_train(train_pool, args.lengths, args.repeats, args.models)
     payload["rollout"] = bench_rollout(args.rollout_length, args.rollouts)
     target = payload["rollout"]["target"]

@@ -134,6 +134,7 @@ def _video() -> list[Case]:
         Case("video", "mode", (), "argument mode: invalid choice: 'fly'", mode=("fly",)),
         Case("video", "--models", ("--models", "tap", "prednet"), "argument --models: invalid choice: 'prednet'"),
         Case("video", "--rnn", ("--rnn", "tcn"), "argument --rnn: invalid choice: 'tcn'"),
+        Case("video", "--stages", ("--stages", "1"), "--stages must be at least 2 (teacher forcing, then closed loop)", 1),
         Case("video", "--layout", ("--layout", "hwnt"), "argument --layout: invalid choice: 'hwnt'"),
         Case("video", "--eval-length", ("--context", "10", "--eval-length", "10"),
              "--eval-length 10 must exceed --context 10: nothing to predict", 1),
@@ -169,8 +170,8 @@ def _video() -> list[Case]:
         Case("video", "--context", ("--checkpoint", "{checkpoint}", "--test-set", "{npy_nan}", "--context", "0"),
              "--context must be a positive integer; got 0", 1, ("evaluate",)),
     ]
-    for option in ("--epochs", "--train-sequences", "--batch-size", "--test-sequences", "--context", "--horizon",
-                   "--eval-length"):
+    for option in ("--epochs", "--stages", "--train-sequences", "--batch-size", "--test-sequences", "--context",
+                   "--horizon", "--eval-length"):
         cases += _ints("video", option)
         cases += [Case("video", option, _value(option, value),
                        f"{option} must be a positive integer; got {value}", 1) for value in ("0", "-2")]
@@ -247,7 +248,7 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
 
     files["corrupt_keras"] = root / "corrupt.keras"
     files["corrupt_keras"].write_bytes(b"PK\x03\x04 but not a zip archive")
-    config = video.VideoConfig(models=("convlstm",), context=4, train_horizon=2, convlstm_filters=(2,))
+    config = video.VideoConfig(models=("convlstm",), context=4, convlstm_horizon=2, convlstm_filters=(2,))
     files["dense_keras"] = root / "dense.keras"
     keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save(files["dense_keras"])
     files["checkpoint"] = root / "convlstm.keras"

@@ -55,8 +55,8 @@ def build_models(names=("conv", "htap")) -> dict[str, keras.Model]:
         keras.layers.TimeDistributed(keras.layers.Conv2D(4, 3, padding="same", activation="tanh")),
         keras.layers.TimeDistributed(keras.layers.Conv2D(1, 3, padding="same")),
     ])
-    htap = HTAP(context=2, latent_dim=8, filters=(4,), frame_size=8, d_model=8, num_layers=1, num_heads=2,
-                ff_dim=16)
+    htap = HTAP(context=2, latent_channels=2, codec_widths=(4,), token_patch=2, frame_size=8, d_model=8,
+                num_layers=1, num_heads=2, ff_dim=16)
     # SGD's update is proportional to the gradient, so a sum instead of a mean over workers
     # shows; Adam's is not, but carries per-weight state that must stay in step.
     conv.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")

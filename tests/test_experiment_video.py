@@ -1,5 +1,6 @@
 """Part 3 end to end on tiny sizes: training all three models, results.json, figures, MLflow, and
-evaluating a saved checkpoint on sequence files a user brings."""
+evaluating a saved checkpoint on sequence files a user brings. The tiny study rolls out to frame
+52, so the far window (frames 50-52) and the paired comparison on it are exercised."""
 
 import json
 from dataclasses import replace
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 
 from seqattn import cli
-from seqattn.experiments.video import PROFILES, _config_tag, build_model, resolve_config
+from seqattn.experiments import video_eval
+from seqattn.experiments.video import PROFILES, config_tag, resolve_config
 
-TINY = ["--epochs", "1", "--train-sequences", "8", "--batch-size", "4", "--test-sequences", "3",
-        "--context", "4", "--horizon", "2", "--eval-length", "12"]
+TINY = ["--epochs", "1", "--stages", "2", "--train-sequences", "8", "--batch-size", "2", "--test-sequences", "3",
+        "--context", "4", "--horizon", "3", "--eval-length", "52"]
 
 
 @pytest.fixture
@@ -42,26 +44,39 @@ def test_tiny_study_writes_results_figures_and_runs(trained, monkeypatch):
     out = trained / "out" / "video"
     results = json.loads((out / "results.json").read_text())
     assert set(results["models"]) == {"tap", "htap", "convlstm"}
+    assert results["windows"] == {"short": [5, 14], "rollout": [5, 52], "far": [50, 52]}
     for name, model in results["models"].items():
-        assert len(model["per_frame"]["mse"]["mean"]) == 12 - 4, name
-        assert {"mse_10to10", "mse_all", "ssim_10to10", "psnr_all"} <= set(model["metrics"]), name
-        assert model["metrics"]["mse_all"]["mean"] > 0
-    assert abs(results["parameter_ratio_tap_over_htap"]["total"] - 1) < 0.10
-    assert abs(results["parameter_ratio_tap_over_htap"]["transition"] - 1) < 0.10
-    assert "htap_vs_tap_far_mse_change" not in results  # 12 frames never reach the far horizon
+        assert len(model["per_frame"]["mse"]["mean"]) == 52 - 4, name
+        assert {"mse_short", "mse_far", "skill_far", "f1_far", "ssim_short"} <= set(model["metrics"]), name
+        assert model["metrics"]["mse_rollout"]["mean"] > 0
+    assert abs(results["parameter_ratio_tap_over_htap"]["transition"] - 1) < 0.05
+    # The floor and the trivial predictions go through the same evaluation as the models.
+    assert results["codec"]["metrics"]["mse_far"]["mean"] < results["baselines"]["blank"]["metrics"]["mse_far"]
+    assert results["baselines"]["blank"]["metrics"]["skill_far"] == 0.0
+    assert results["baselines"]["blank"]["metrics"]["f1_far"] == 0.0
+    far = results["htap_vs_tap"]["far"]
+    assert far["seeds"] == 1 and far["sequences"] == 3 and far["relative_low"] <= far["relative"] <= far["relative_high"]
+    assert [p["stage"] for p in results["budget_curve"]] == [1, 2]
     attention = results["htap_attention"]
-    assert len(attention["layers"]) == 2 and len(attention["layers"]["layer1"]["span"]) == 4
-    assert len(attention["span_by_step_mean_over_heads"][0]) == 11
+    assert len(attention["layers"]) == 1 and len(attention["layers"]["layer1"]["span"]) == 4
+    assert len(attention["span_by_step_mean_over_heads"][0]) == 51
     assert results["config"]["train_sequences"] == 8
-    for name in ("research_attention_plot.png", "strip.png", "rollout.gif", "results.md"):
+    for name in ("research_attention_plot.png", "skill_by_horizon.png", "budget_curve.png", "strip.png",
+                 "strip.npz", "rollout.gif", "results.md"):
         assert (out / name).stat().st_size > 0, name
 
     mlflow.set_tracking_uri(f"sqlite:///{trained}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["seqattn-part3-video"])
-    assert len(runs) == 4  # the parent and one per model
-    assert set(runs["tags.mlflow.runName"]) == {"video-quick", "tap-seed0", "htap-seed0", "convlstm-seed0"}
+    assert set(runs["tags.mlflow.runName"]) == {"video-quick", "codec-seed0", "tap-seed0", "htap-seed0",
+                                               "convlstm-seed0"}
     child = runs[runs["tags.mlflow.runName"] == "htap-seed0"].iloc[0]
-    assert child["metrics.mse_all"] == pytest.approx(results["models"]["htap"]["metrics"]["mse_all"]["mean"])
+    assert child["metrics.mse_far"] == pytest.approx(results["models"]["htap"]["metrics"]["mse_far"]["mean"])
+    client = mlflow.MlflowClient()
+    span = client.get_metric_history(child["run_id"], "attention_span_per_frame")
+    assert [m.step for m in span] == list(range(2, 53))  # one step per predicted frame
+    for name in ("tap", "htap", "convlstm"):
+        run_id = runs[runs["tags.mlflow.runName"] == f"{name}-seed0"].iloc[0]["run_id"]
+        assert [m.step for m in client.get_metric_history(run_id, "test_mse_per_frame")] == list(range(5, 53))
 
     # A second run with the same options reuses the trained models and reproduces the numbers.
     assert _run(trained, *TINY) == 0
@@ -82,6 +97,7 @@ def test_evaluate_checkpoint_on_files_in_both_layouts(trained, monkeypatch):
                     "--layout", layout) == 0
         results = json.loads((trained / "out" / "video" / "evaluate" / "results.json").read_text())
         assert results["sequences"] == 3 and results["frames"] == 9 and results["context"] == 4
+        assert results["windows"] == {"short": [5, 9], "rollout": [5, 9]}
         assert len(results["per_frame"]["mse"]) == 5
         metrics.append(results["metrics"])
     assert metrics[0] == metrics[1]
@@ -99,24 +115,48 @@ def test_bad_options_fail_with_one_clear_line(isolated, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_skip_features_leave_the_cache_tags_of_existing_configs_alone():
-    # Computed with `_config_tag` before VideoConfig had `skip_features` (commit afa3964): models
-    # cached under these folders by earlier runs must still be found.
-    before = {"quick": {"tap": "67955b8c", "htap": "71197920", "convlstm": "8fa6a0a7"},
-              "paper": {"tap": "a4693259", "htap": "c9e2aa25", "convlstm": "966bbbfb"}}
-    for profile, tags in before.items():
-        assert {name: _config_tag(name, PROFILES[profile]) for name in tags} == tags, profile
-    with_skips = replace(PROFILES["quick"], skip_features=True)
-    assert _config_tag("htap", with_skips) != before["quick"]["htap"]
+def test_far_window_starts_after_the_context():
+    assert video_eval.windows(10, 100) == {"short": [11, 20], "rollout": [11, 100], "far": [50, 100]}
+    assert video_eval.windows(60, 100) == {"short": [61, 70], "rollout": [61, 100], "far": [61, 100]}
+    assert video_eval.windows(10, 30) == {"short": [11, 20], "rollout": [11, 30]}
+    truth = np.random.default_rng(0).random((2, 100, 8, 8)).astype(np.float32)
+    evaluation = video_eval.evaluate(video_eval.last_frame_predictor(60), truth, 60)
+    assert evaluation["per_sequence"]["far"]["mse"].shape == (2,)
+    by_hand = ((truth[:, 60:] - truth[:, 59:60]) ** 2).sum(axis=(2, 3)).mean(axis=1)
+    np.testing.assert_allclose(evaluation["per_sequence"]["far"]["mse"], by_hand, rtol=1e-6)
 
 
-def test_skip_features_option_reaches_the_models():
-    for extra, expected in (([], False), (["--skip-features"], True)):
-        args = cli.parse_arguments(["video", "--context", "3", "--horizon", "2", *extra], cli.build_parser)
-        config = resolve_config(args)
-        assert config.skip_features is expected
-        for name in ("tap", "htap"):
-            assert build_model(name, config).skip_features is expected, name
+def test_trivial_predictors_score_as_computed_by_hand():
+    truth = np.zeros((2, 6, 8, 8), np.float32)
+    truth[:, :, 2:4, 2:4] = 1.0  # a 2x2 square, 4 bright pixels in every frame
+    blank = video_eval.evaluate(video_eval.blank_predictor(3), truth, 3)
+    np.testing.assert_allclose(blank["per_frame"]["mse"], 4.0)
+    np.testing.assert_allclose(blank["per_frame"]["skill"], 0.0)
+    np.testing.assert_allclose(blank["per_frame"]["f1"], 0.0)
+    still = video_eval.evaluate(video_eval.last_frame_predictor(3), truth, 3)  # the square never moves
+    np.testing.assert_allclose(still["per_frame"]["mse"], 0.0)
+    np.testing.assert_allclose(still["per_frame"]["skill"], 1.0)
+    np.testing.assert_allclose(still["per_frame"]["f1"], 1.0)
+
+
+def test_config_tags_follow_what_decides_each_trained_part():
+    quick = PROFILES["quick"]
+    more_tests = replace(quick, test_sequences=999, seeds=(5,))
+    assert all(config_tag(n, more_tests) == config_tag(n, quick) for n in ("codec", "tap", "htap", "convlstm"))
+    wider = replace(quick, d_model=96)
+    assert config_tag("codec", wider) == config_tag("codec", quick)  # the codec does not depend on H-TAP's width
+    assert config_tag("htap", wider) != config_tag("htap", quick) and config_tag("tap", wider) != config_tag("tap", quick)
+    assert config_tag("convlstm", wider) == config_tag("convlstm", quick)
+
+
+def test_options_reach_the_config():
+    args = cli.parse_arguments(["video", "--stages", "3", "--horizon", "40", "--epochs", "2", "--batch-size", "4",
+                                "--train-sequences", "96"], cli.build_parser)
+    config = resolve_config(args)
+    assert (config.stages, config.max_rollout, config.epochs_per_stage, config.batch_size) == (3, 40, 2, 4)
+    assert config.train_sequences == 96 and config.pool_length >= config.context + 40
+    stages = config.stage_schedule()
+    assert [(s.length, s.context) for s in stages] == [(20, 19), (30, 10), (50, 10)]
 
 
 @pytest.mark.slow
@@ -130,4 +170,4 @@ def test_same_seed_reproduces_the_metrics_and_another_seed_changes_them(isolated
     first = metrics(isolated / "a", seed=0)
     assert metrics(isolated / "b", seed=0) == first  # exactly: same seed, backend and data
     other = metrics(isolated / "c", seed=1)
-    assert other["metrics"]["mse_all"]["mean"] != first["metrics"]["mse_all"]["mean"]
+    assert other["metrics"]["mse_rollout"]["mean"] != first["metrics"]["mse_rollout"]["mean"]

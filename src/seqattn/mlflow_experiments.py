@@ -39,7 +39,7 @@ HEADLINE_METRICS = {
                   "correct_attention_span", "attention_entropy"),
     "forecast": ("test_mse", "test_mae", "attention_span", "normalised_span", "valid_prediction_time",
                  "epochs_run", "train_time_s"),
-    "video": ("mse_10to10", "ssim_10to10", "mse_all", "mse_far", "ssim_far", "attention_span",
+    "video": ("mse_short", "skill_short", "ssim_short", "mse_far", "skill_far", "f1_far", "attention_span",
               "normalised_span", "train_seconds"),
 }
 HEADLINE_PARAMS = {"attention": (), "forecast": ("dataset", "lookback", "horizon"), "video": ()}
