@@ -13,6 +13,8 @@ metrics and paired comparison.
   F1, so two models compare paired on the same sequences (`seqattn.metrics.paired`).
 """
 
+import json
+
 import keras
 import numpy as np
 from keras import ops
@@ -103,6 +105,29 @@ def evaluate(predict, sequences, context: int, chunk: int = 64, keep: int = 0, d
         "per_sequence": {name: {m: np.concatenate(v) for m, v in metrics.items()} for name, metrics in per_sequence.items()},
         "examples": np.concatenate(kept) if kept else None,
     }
+
+
+def to_arrays(evaluation: dict) -> dict[str, np.ndarray]:
+    """An `evaluate` result as flat arrays for np.savez; `from_arrays` inverts it."""
+    arrays = {"windows": np.array(json.dumps(evaluation["windows"]))}
+    arrays.update({f"per_frame/{m}": v for m, v in evaluation["per_frame"].items()})
+    arrays.update({f"per_sequence/{w}/{m}": v for w, metrics in evaluation["per_sequence"].items()
+                   for m, v in metrics.items()})
+    if evaluation["examples"] is not None:
+        arrays["examples"] = evaluation["examples"]
+    return arrays
+
+
+def from_arrays(arrays: dict) -> dict:
+    evaluation = {"windows": json.loads(str(arrays["windows"])), "per_frame": {}, "per_sequence": {},
+                  "examples": arrays.get("examples")}
+    for name, value in arrays.items():
+        parts = name.split("/")
+        if parts[0] == "per_frame":
+            evaluation["per_frame"][parts[1]] = value
+        elif parts[0] == "per_sequence":
+            evaluation["per_sequence"].setdefault(parts[1], {})[parts[2]] = value
+    return evaluation
 
 
 def window_means(evaluation: dict, context: int) -> dict[str, float]:
