@@ -521,6 +521,27 @@ def test_dropout_only_when_training(memory_efficient):
     np.testing.assert_allclose(dropped[~zeroed], 2.0 * weights[~zeroed], rtol=1e-4)  # kept / (1 - rate)
 
 
+def test_causal_memory_efficient_dropout_drops_only_weights_below_the_diagonal():
+    """Dropout in the batched diagonal blocks and the blocks below them acts on the final weights:
+    kept ones scaled by 1 / (1 - rate), the upper triangle still exactly 0."""
+    rng = np.random.default_rng(14)
+    t = 12
+    q, k, _ = random_qkv(rng, 2, 2, t, t, 4)
+    v = np.broadcast_to(np.eye(t, dtype="float32"), (2, 2, t, t)).copy()  # output rows = weights
+    layer = ScaledDotProductAttention(causal=True, dropout=0.5, seed=5, memory_efficient=True, query_chunk_size=3,
+                                      key_chunk_size=4)
+    weights = reference_attention(q, k, v, causal=True)[1]
+    dropped = to_numpy(layer(q, k, v, training=True))
+    below = np.tril(np.ones((t, t), bool))
+    kept = (dropped != 0.0) & below
+    assert np.all(dropped[..., ~below] == 0.0)
+    chunk = np.arange(t) // 3
+    on_diagonal_blocks = below & (chunk[:, None] == chunk[None, :])
+    for region in (on_diagonal_blocks, below & ~on_diagonal_blocks):  # 96 and 216 weights, all > 0
+        assert 0.2 < kept[..., region].mean() < 0.8  # rate 0.5
+    np.testing.assert_allclose(dropped[kept], 2.0 * weights[kept], rtol=1e-4)
+
+
 def test_returned_weights_are_not_dropped_out():
     q, k, v = random_qkv(np.random.default_rng(13), 1, 2, 5, 5, 4)
     layer = ScaledDotProductAttention(dropout=0.5, seed=1)
