@@ -157,7 +157,8 @@ def expected_video_rows(video: dict) -> dict[str, list[tuple[float, float | None
     """Each predictor's (mean, std) per column, short window then far window, from the JSON."""
     rows = {}
     label = {**VIDEO_LABELS, "tap": f"TAP ({video['config']['rnn'].upper()})"}
-    for name, node in [*video["models"].items(), ("codec", video["codec"])]:
+    ordered = [m for m in ("tap", "htap", "convlstm") if m in video["models"]]  # the table's order, not the JSON's
+    for name, node in [*((m, video["models"][m]) for m in ordered), ("codec", video["codec"])]:
         stats = [(node["metrics"][f"{k}_{w}"], d) for w in ("short", "far") for k, d in VIDEO_COLUMNS]
         rows[label[name]] = [(rounded(s["mean"], d), rounded(s["std"], d)) for s, d in stats]
     for name, node in video["baselines"].items():
