@@ -1,6 +1,7 @@
 """A training interrupted mid-run (kill -9, Ctrl-C) resumes from its last epoch, in the same MLflow
-runs, to the result an uninterrupted run gives, for every part's command (`training.fit`'s own
-resume, early stopping included, is tested in test_tracking.py).
+runs, to the result an uninterrupted run gives, for the commands of Parts 1 and 2 (`training.fit`'s
+own resume, early stopping included, is tested in test_tracking.py). Part 3 trains in stages, each a
+resumable `training.fit` with its own checkpoint; its kill-and-rerun case is not written yet.
 
 The interrupted command runs in a subprocess (a signal must hit a real process); the uninterrupted
 reference and the rerun run in-process through `cli.main`, the same entry point, to save the
@@ -43,19 +44,13 @@ class Part:
         MLflow run id excluded)."""
         if self.name == "attention":
             return results["per_seed"]["0"]
-        if self.name == "forecast":
-            return {k: v for k, v in results["runs"][0].items()
-                    if k not in ("train_time_s", "dataset", "mlflow_run_id")}
-        return {k: results["models"]["htap"][k] for k in ("metrics", "per_frame")}
+        return {k: v for k, v in results["runs"][0].items() if k not in ("train_time_s", "dataset", "mlflow_run_id")}
 
 
 PARTS = {
     "attention": Part("attention", "seqattn-part1-attention", ()),
     "forecast": Part("forecast", "seqattn-part2-forecast",
                      ("--dataset", "csv:{data}", "--lookback", "24", "--horizon", "12", "--models", "hybrid")),
-    "video": Part("video", "seqattn-part3-video",
-                  ("--models", "htap", "--train-sequences", "8", "--batch-size", "4", "--test-sequences", "3",
-                   "--context", "4", "--horizon", "2", "--eval-length", "12")),
 }
 
 
@@ -149,7 +144,6 @@ def _assert_interrupted_run_resumes(part: Part, how: signal.Signals, data: Path,
 @pytest.mark.parametrize("part, how", [
     ("attention", "SIGKILL"),
     ("forecast", "SIGKILL"),
-    ("video", "SIGKILL"),
     ("forecast", "SIGINT"),  # Ctrl-C: the command says how to resume and exits 130
 ])
 def test_interrupted_command_reruns_to_the_same_runs_and_results(part, how, series_csv, tmp_path, environment,
