@@ -104,12 +104,11 @@ def _masked_softmax(scores, allowed, may_have_empty_rows=True):
     score, so partly masked rows need no second pass. A row with no allowed key would come out
     uniform; it is zeroed from the mask's own (small, broadcast) shape.
     """
-    # Written out rather than ops.softmax, which warns on every single-key row (Tk == 1 is the
-    # first step of a cached rollout).
     if allowed is not None:
         scores = ops.where(allowed, scores, _MASKED_LOGIT)
-    exp = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True))
-    weights = exp / ops.sum(exp, axis=-1, keepdims=True)  # the row maximum contributes 1: no 0/0
+    # One fused pass; a single key has weight 1 (and ops.softmax warns on a length-1 axis: Tk == 1
+    # is the first step of a cached rollout).
+    weights = ops.softmax(scores, axis=-1) if scores.shape[-1] != 1 else ops.ones_like(scores)
     if allowed is not None and may_have_empty_rows:
         weights = weights * ops.cast(ops.any(allowed, axis=-1, keepdims=True), weights.dtype)
     return weights
@@ -128,7 +127,8 @@ def attention_weights(query, key, mask=None, causal=False):
     inputs), (B, nh, Tq, Tk)."""
     t_q, t_k = query.shape[-2], key.shape[-2]
     allowed = None if mask is None else ops.cast(mask, "bool")
-    if causal:
+    # A single query sits at the last position and sees every key (a cached rollout step): no mask.
+    if causal and not (t_q == 1 and t_k is not None):
         allowed = _combine(allowed, _causal_mask(0, t_q, 0, t_k, offset=t_k - t_q))
     # Causality alone leaves every query at least one key unless Tk < Tq.
     may_have_empty_rows = mask is not None or t_k is None or t_q is None or t_k < t_q
