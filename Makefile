@@ -8,7 +8,9 @@ PY := $(VENV)/bin/python
 ifneq ($(wildcard ../shared/data),)
 export SEQATTN_DATA_DIR ?= $(abspath ../shared/data)
 endif
-export KERAS_BACKEND ?= torch
+# tensorflow: the fastest backend for every training step of the study on a 2-core CPU
+# (seqattn.backend.DEFAULT_BACKEND, benchmarks/RESULTS.md). Tests name their backend themselves.
+export KERAS_BACKEND ?= tensorflow
 
 .PHONY: run test test-torch test-tensorflow bench paper-results paper-results-video paper clean
 

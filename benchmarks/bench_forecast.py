@@ -6,8 +6,9 @@ against the plain seq2seq RNN (the same model without attention) and DLinear.
   its `build_model`), best of a few passes after a warm-up pass;
 - cli: the wall time of `seqattn forecast --profile quick` in a subprocess (all four models
   trained with early stopping, evaluated, logged to a throw-away MLflow store), unless --no-cli.
-Data: ETTh1 through `seqattn.data.ett` (set SEQATTN_DATA_DIR). Torch runs with the project's
-thread policy (`seqattn.backend.limit_torch_threads`), as users get it.
+Data: ETTh1 through `seqattn.data.ett` (set SEQATTN_DATA_DIR). It runs on KERAS_BACKEND or the
+project's default backend, with the project's thread policy (`seqattn.backend`: torch one thread,
+tensorflow its default, unless OMP_NUM_THREADS is set), as users get it.
 
 Run: `python -m benchmarks.bench_forecast [--steps 20] [--repeats 3] [--no-cli]`.
 """
@@ -22,11 +23,11 @@ from pathlib import Path
 
 from seqattn.backend import limit_torch_threads, select_backend
 
-select_backend(os.environ.get("KERAS_BACKEND", "torch"))
+select_backend()  # KERAS_BACKEND, or the project's default as users get it
 limit_torch_threads()
 # torch_threads in the machine record is what this policy left; OMP_NUM_THREADS overrides it
 THREADS = {"omp_num_threads": os.environ.get("OMP_NUM_THREADS") or None,
-           "thread_policy": "seqattn.backend.limit_torch_threads"}
+           "thread_policy": "seqattn.backend (OMP_NUM_THREADS, else torch 1 thread, tensorflow its default)"}
 
 import keras  # noqa: E402
 

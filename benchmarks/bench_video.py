@@ -11,7 +11,9 @@
   its frame p costs what frame p costs here). Best of several rollouts per position. The target
   of tracker issue 6: with the cache, frame 100 costs at most 1.2x frame 10.
   As a check on the instrumented loop, `rollout_tokens` itself is timed whole, both ways.
-Torch runs with the project's thread policy (`seqattn.backend.limit_torch_threads`), as users get it.
+It runs on KERAS_BACKEND or the project's default backend, with the project's thread policy
+(`seqattn.backend`: torch one thread, tensorflow its default, unless OMP_NUM_THREADS is set), as
+users get it.
 
 Run: `python -m benchmarks.bench_video [--lengths 20 100] [--repeats 3] [--rollouts 7]`.
 """
@@ -23,11 +25,11 @@ import time
 
 from seqattn.backend import limit_torch_threads, select_backend
 
-select_backend(os.environ.get("KERAS_BACKEND", "torch"))
+select_backend()  # KERAS_BACKEND, or the project's default as users get it
 limit_torch_threads()
 # torch_threads in the machine record is what this policy left; OMP_NUM_THREADS overrides it
 THREADS = {"omp_num_threads": os.environ.get("OMP_NUM_THREADS") or None,
-           "thread_policy": "seqattn.backend.limit_torch_threads"}
+           "thread_policy": "seqattn.backend (OMP_NUM_THREADS, else torch 1 thread, tensorflow its default)"}
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -58,26 +60,29 @@ def clips(pool: np.ndarray, batch: int, length: int) -> np.ndarray:
     return generate(pool, batch, length=length, seed=0)[..., None].astype(np.float32) / 255  # (B, T, 64, 64, 1)
 
 
+def training_step(name: str, config, x: np.ndarray) -> tuple:
+    """One training step of `name` as the study trains it, on clips x (B, T, 64, 64, 1): TAP and
+    H-TAP on latent windows (closed loop after 10 observed latents, the pixel loss on every few
+    decoded predictions), the ConvLSTM end to end on clips. Returns (the model, the compiled model
+    that `train_on_batch` steps, its inputs, its targets)."""
+    keras.utils.set_random_seed(0)
+    model = build_model(name, config)
+    if name not in LATENT_MODELS:
+        return model, model, x, x[:, 1:]
+    decoded = decoded_steps(x.shape[1], config.decode_every)
+    trainer = TransitionTrainer(model, config.context, decoded)
+    trainer.compile(optimizer="adam", loss=["mse", "binary_crossentropy"])
+    z = ops.convert_to_numpy(model.encode(x))
+    return model, trainer, z, (z[:, 1:], x[:, np.asarray(decoded) + 1])
+
+
 def bench_train(pool: np.ndarray, lengths, repeats: int, models) -> list[dict]:
-    """One training step of each model as the study trains it: TAP and H-TAP on latent windows
-    (closed loop after 10 observed latents, the pixel loss on every few decoded predictions), the
-    ConvLSTM end to end on clips."""
+    """`training_step` of each model on clips of each length."""
     config = PROFILES["quick"]
     rows = []
     for length, name in cases([(length, name) for length in lengths for name in models], "video training"):
-        x = clips(pool, config.batch_size, length)
-        keras.utils.set_random_seed(0)
-        model = build_model(name, config)
-        if name in LATENT_MODELS:
-            decoded = decoded_steps(length, config.decode_every)
-            trainer = TransitionTrainer(model, config.context, decoded)
-            trainer.compile(optimizer="adam", loss=["mse", "binary_crossentropy"])
-            z = ops.convert_to_numpy(model.encode(x))
-            targets = (z[:, 1:], x[:, np.asarray(decoded) + 1])
-            step = lambda: trainer.train_on_batch(z, targets)  # noqa: E731
-        else:
-            step = lambda: model.train_on_batch(x, x[:, 1:])  # noqa: E731
-        seconds = best_time(step, repeats=repeats)
+        model, trained, inputs, targets = training_step(name, config, clips(pool, config.batch_size, length))
+        seconds = best_time(lambda: trained.train_on_batch(inputs, targets), repeats=repeats)
         frames = config.batch_size * length
         rows.append({"model": name, "frames": length, "batch_size": config.batch_size, "seconds": seconds,
                      "frames_per_s": frames / seconds, "clips_per_s": config.batch_size / seconds,

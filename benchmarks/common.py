@@ -36,6 +36,13 @@ def machine_info() -> dict:
         import tensorflow
 
         info["tensorflow"] = tensorflow.__version__
+        # What the threading API was told, else the environment's (seqattn.backend's policy); 0:
+        # TensorFlow's default, one per core.
+        threading = tensorflow.config.threading
+        info["tf_intra_op_threads"] = (threading.get_intra_op_parallelism_threads()
+                                       or int(os.environ.get("TF_NUM_INTRAOP_THREADS", 0)))
+        info["tf_inter_op_threads"] = (threading.get_inter_op_parallelism_threads()
+                                       or int(os.environ.get("TF_NUM_INTEROP_THREADS", 0)))
     return info
 
 
