@@ -1,4 +1,4 @@
-"""The steps every part shares: positive-integer options, seed statistics, config tags, outputs."""
+"""The steps every part shares: positive-integer options, config tags, outputs."""
 
 import argparse
 import json
@@ -7,7 +7,7 @@ import mlflow
 import pytest
 
 from seqattn.errors import ConfigError
-from seqattn.experiments.common import PositiveInt, config_tag, mean_std, write_outputs
+from seqattn.experiments.common import PositiveInt, config_tag, write_outputs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,14 +27,6 @@ def test_positive_int_options_are_checked_when_parsed():
         _parser().parse_args(["--lookback", "96", "--lookback=-2"])
     with pytest.raises(argparse.ArgumentError, match="invalid int value: '1.5'"):
         _parser().parse_args(["--epochs", "1.5"])
-
-
-def test_mean_std_is_the_sample_std_over_seeds_for_scalars_and_curves():
-    assert mean_std([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0}  # sqrt(((1-2)^2 + (3-2)^2) / 2)
-    assert mean_std([0.5]) == {"mean": 0.5, "std": 0.0}
-    # Curves (seeds, steps): the same statistics, step by step.
-    assert mean_std([[1.0, 10.0], [3.0, 10.0]]) == {"mean": [2.0, 10.0], "std": [2**0.5, 0.0]}
-    assert mean_std([[1.0, 4.0]]) == {"mean": [1.0, 4.0], "std": [0.0, 0.0]}
 
 
 def test_config_tag_depends_on_the_options_not_on_their_order():

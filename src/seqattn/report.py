@@ -4,13 +4,14 @@ import numpy as np
 
 
 def mean_std(values) -> dict:
-    """Mean and sample std (ddof=1) over seeds; std is 0.0 for a single seed.
+    """Mean and sample std (ddof=1) over seeds, the first axis of `values`; std is 0 for one seed.
 
-    Every part reports "mean +- std over seeds" through this one function.
+    Scalars per seed (S,) give floats; curves per seed (S, steps) give lists of `steps` floats.
+    Every part reports "mean ± std over seeds" through this one function.
     """
     values = np.asarray(values, dtype=np.float64)
-    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return {"mean": float(values.mean()), "std": std}
+    std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1:])
+    return {"mean": values.mean(axis=0).tolist(), "std": std.tolist()}
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:

@@ -16,7 +16,8 @@ import numpy as np
 from seqattn import tracking, training
 from seqattn.data.retrieval import make_retrieval_task
 from seqattn.errors import ConfigError
-from seqattn.io import atomic_path, ensure_writable_dir, environment_info, write_json_atomic
+from seqattn.experiments.common import PositiveInt, write_outputs
+from seqattn.io import ensure_writable_dir, environment_info
 from seqattn.metrics import attention_span, span_metrics, span_report
 from seqattn.models.retrieval import RetrievalModel
 from seqattn.plots.alignment import plot_alignment
@@ -49,17 +50,14 @@ PROFILES = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the profile's)")
-    parser.add_argument("--n-pairs", type=int, default=None, help="stored key-value pairs per sample")
-    parser.add_argument("--num-heads", type=int, default=None, help="attention heads")
+    parser.add_argument("--epochs", action=PositiveInt, default=None, help="training epochs (default: the profile's)")
+    parser.add_argument("--n-pairs", action=PositiveInt, default=None, help="stored key-value pairs per sample")
+    parser.add_argument("--num-heads", action=PositiveInt, default=None, help="attention heads")
 
 
 def resolve_config(args: argparse.Namespace) -> AttentionConfig:
     config = PROFILES[args.profile]
     overrides = {"epochs": args.epochs, "n_pairs": args.n_pairs, "num_heads": args.num_heads}
-    for name, value in overrides.items():
-        if value is not None and value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer; got {value}")
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.seeds:
         config = replace(config, seeds=tuple(args.seeds))
@@ -160,11 +158,7 @@ def run(args: argparse.Namespace) -> dict:
         }
         rows = [[name, v["mean"], v["std"]] for name, v in summary.items()]
         table = markdown_table(["metric (held-out)", "mean", "std over seeds"], rows)
-        write_json_atomic(out / "results.json", results)
-        with atomic_path(out / "results.md") as tmp:
-            tmp.write_text(f"# Part 1: key-value retrieval\n\n{table}\n")
-        for path in (figure, out / "results.json", out / "results.md"):
-            tracking.log_artifact(path)
+        write_outputs(out, results, f"# Part 1: key-value retrieval\n\n{table}\n", [figure])
         tracking.log_artifact(figure, run_id=seed_run_id)  # and beside the model it shows
     print(f"\nPart 1 ({args.profile}, seeds {list(config.seeds)}):\n{table}\n")
     print(f"wrote {out / 'results.json'} and {figure}")

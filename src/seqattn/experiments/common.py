@@ -2,20 +2,18 @@
 
 - `PositiveInt`: the argparse action of an integer option that must be >= 1, checked when the
   command line is parsed and never again;
-- `mean_std`: "mean ± std over seeds" of a scalar or of a per-step curve, one ddof rule;
 - `config_tag`: the short hash that names a trained model's state folder after its options;
 - `write_outputs`: a part's results.json and results.md, logged to MLflow with its figures.
 
 Each part (`attention`, `forecast`, `video`) keeps only what is its own: its config, data,
-models and report.
+models and report. Seed statistics ("mean ± std over seeds", of scalars and curves) are
+`seqattn.report.mean_std`, which the keras-free sweep uses too.
 """
 
 import argparse
 import hashlib
 import json
 from pathlib import Path
-
-import numpy as np
 
 from seqattn import tracking
 from seqattn.errors import ConfigError
@@ -40,16 +38,6 @@ class PositiveInt(argparse.Action):
             if value < 1:
                 raise ConfigError(f"{option_string} must be a positive integer; got {value}")
         setattr(namespace, self.dest, values)
-
-
-def mean_std(values) -> dict:
-    """Mean and sample std (ddof=1) over seeds, the first axis of `values`; std is 0 for one seed.
-
-    Scalars per seed (S,) give floats; curves per seed (S, steps) give lists of `steps` floats.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1:])
-    return {"mean": values.mean(axis=0).tolist(), "std": std.tolist()}
 
 
 def config_tag(options) -> str:

@@ -1,5 +1,5 @@
-"""Part 3's report: results.json, results.md and the figures, from the evaluations of every model
-and seed (`video.run_training`)."""
+"""Part 3's report: the contents of results.json and results.md, and the figures, from the
+evaluations of every model and seed (`video.run_training`)."""
 
 from dataclasses import asdict
 from pathlib import Path
@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from seqattn.experiments import video_eval
-from seqattn.io import atomic_path, environment_info, write_json_atomic
+from seqattn.io import atomic_path, environment_info
 from seqattn.metrics.paired import paired_bootstrap
 from seqattn.plots.video import (
     plot_budget_curve, plot_mse_by_horizon, plot_research_attention, plot_skill_by_horizon, plot_strip,
@@ -23,13 +23,6 @@ LABELS = {"tap": "TAP", "htap": "H-TAP", "convlstm": "ConvLSTM", "blank": "all-b
 
 def _stats(values) -> dict:
     return {**mean_std(values), "per_seed": np.asarray(values, np.float64).tolist()}
-
-
-def _curves(curves) -> dict:
-    """Mean and sample std over seeds of per-frame curves (S, H), the ddof of `mean_std`."""
-    curves = np.asarray(curves, np.float64)
-    std = curves.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(curves.shape[1:])
-    return {"mean": curves.mean(axis=0).tolist(), "std": std.tolist()}
 
 
 def _comparison(a_runs: list[dict], b_runs: list[dict], window: str) -> dict:
@@ -70,7 +63,7 @@ def summarise(config, runs: dict, baselines: dict, floors: list[dict], attention
             "parameters": train[0]["parameters"],
             "train_seconds": _stats([t["train_seconds"] for t in train]),
             "metrics": {k: _stats([o["summary"][k] for o in outcomes]) for k in keys},
-            "per_frame": {metric: _curves([o["evaluation"]["per_frame"][metric] for o in outcomes])
+            "per_frame": {metric: mean_std([o["evaluation"]["per_frame"][metric] for o in outcomes])
                           for metric in video_eval.PER_FRAME},
         }
         if "stages" in train[0]:
@@ -107,7 +100,7 @@ def summarise(config, runs: dict, baselines: dict, floors: list[dict], attention
         results["codec"] = {
             "metrics": {k: _stats([f["summary"][k] for f in floors]) for k in floors[0]["summary"]},
             "codec_seconds": _stats([f["codec_seconds"] for f in floors]),
-            "per_frame_mse": _curves([f["per_frame_mse"] for f in floors]),
+            "per_frame_mse": mean_std([f["per_frame_mse"] for f in floors]),
         }
     if "tap" in runs and "htap" in runs:
         results["htap_vs_tap"] = {window: _comparison(runs["htap"], runs["tap"], window) for window in wins}
@@ -228,12 +221,6 @@ def results_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(results: dict, out: Path) -> None:
-    write_json_atomic(out / "results.json", results)
-    with atomic_path(out / "results.md") as tmp:
-        tmp.write_text(results_markdown(results))
-
-
 def metrics_table(numbers: dict) -> str:
     return markdown_table(["metric", "value"], [[k, v] for k, v in numbers.items()
                                                 if k.startswith(("mse", "ssim", "skill", "f1"))])
@@ -256,7 +243,7 @@ def write_figures(config, results: dict, runs: dict, baselines: dict, attention:
         figures.append(plot_budget_curve(results["budget_curve"], results["baselines"]["blank"]["metrics"],
                                          out / "budget_curve.png"))
     curves = {name: (np.mean([o["evaluation"]["per_frame"]["mse"] for o in outcomes], axis=0),
-                     np.asarray(_curves([o["evaluation"]["per_frame"]["mse"] for o in outcomes])["std"]))
+                     np.asarray(mean_std([o["evaluation"]["per_frame"]["mse"] for o in outcomes])["std"]))
               for name, outcomes in runs.items()}
     skills = {name: np.mean([o["evaluation"]["per_frame"]["skill"] for o in outcomes], axis=0)
               for name, outcomes in runs.items()}
