@@ -1,4 +1,5 @@
-"""Tests of `seqattn.attention` against a float64 numpy reference and Keras's own attention.
+"""Tests of `seqattn.attention` and its math (`seqattn.attention_kernels`) against a float64 numpy
+reference and Keras's own attention.
 
 References: keras.ops.dot_product_attention (layout (B, T, nh, hs)) and
 keras.layers.MultiHeadAttention, which our layers must match given the same inputs and weights.
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from keras import ops
 
-from seqattn import attention
+from seqattn import attention_kernels
 from seqattn.attention import MultiHeadAttention, ScaledDotProductAttention
 
 pytestmark = pytest.mark.backend
@@ -260,7 +261,7 @@ def test_memory_efficient_blocks_of_a_few_batch_head_pairs_equal_naive(monkeypat
     """Long sequences split B x nh into blocks of a few pairs (1: every pair alone; 2: heads in twos;
     6: all heads of two batch items); every split, mask broadcast and causal block gives the same result."""
     b, nh, t_q, t_k, q_chunk, k_chunk = 3, 3, 7, 9, 3, 4
-    monkeypatch.setattr(attention, "_BLOCK_SCORES", pairs_per_block * q_chunk * k_chunk)
+    monkeypatch.setattr(attention_kernels, "_BLOCK_SCORES", pairs_per_block * q_chunk * k_chunk)
     rng = np.random.default_rng(pairs_per_block)
     q, k, v = random_qkv(rng, b, nh, t_q, t_k, 4, dv=5)
     shapes = {"bhqk": (b, nh, t_q, t_k), "b1qk": (b, 1, t_q, t_k), "1hqk": (1, nh, t_q, t_k), "b11k": (b, 1, 1, t_k)}
@@ -279,11 +280,11 @@ def test_causal_blocks_below_the_diagonal_need_no_mask_and_skip_the_upper_half(t
     offset = t_k - t_q
     for qs in range(0, t_q, q_chunk):
         q_len = min(q_chunk, t_q - qs)
-        blocks = attention._key_blocks(qs, q_len, t_k, k_chunk, offset, causal=True)
+        blocks = attention_kernels._key_blocks(qs, q_len, t_k, k_chunk, offset, causal=True)
         keys = [k for ks, k_len in blocks for k in range(ks, ks + k_len)]
         assert keys == list(range(max(0, qs + offset)))  # seen by the chunk's first query, hence by all
         assert all(0 < k_len <= k_chunk for _, k_len in blocks)
-    assert attention._key_blocks(0, q_chunk, t_k, k_chunk, offset, causal=False)[-1] == (
+    assert attention_kernels._key_blocks(0, q_chunk, t_k, k_chunk, offset, causal=False)[-1] == (
         (t_k - 1) // k_chunk * k_chunk, t_k - (t_k - 1) // k_chunk * k_chunk)
 
 
