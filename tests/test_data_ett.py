@@ -1,9 +1,15 @@
-"""ETT protocol: exact split borders and window counts, train-only scaling, CSV validation, download."""
+"""ETT protocol: exact split borders and window counts, train-only scaling, CSV validation, download.
+
+The protocol tests run on a synthetic ETTh1 of the protocol's shape, written by the test: 14,400
+hourly rows (the protocol's last border) with the ETT columns, so they never skip for want of the
+real file; only the layout of the real file is checked on the real file.
+"""
 
 import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from seqattn.data import ett, files
@@ -16,19 +22,47 @@ SHARED_ETTH1 = Path(os.environ.get("SEQATTN_DATA_DIR", "../shared/data")) / "ETT
 needs_etth1 = pytest.mark.skipif(not SHARED_ETTH1.is_file(), reason="ETTh1.csv not in SEQATTN_DATA_DIR")
 
 
+ROWS = 14_400  # the ETT-hour protocol's last border: 20 months of 30 days
+
+
 @pytest.fixture(scope="module")
-def etth1():
-    return ett.load_ett("ETTh1", "M")
+def etth1_csv(tmp_path_factory) -> Path:
+    """ETTh1.csv of the protocol's shape: hourly dates from 2016-07-01, the ETT columns in another
+    order than the loader returns them, and values that drift over time, so that statistics of the
+    training rows differ from those of all rows. Column k of row t is k + t / 1000 + a daily wave."""
+    t = np.arange(ROWS)
+    columns = ett.ETT_COLUMNS[::-1]  # OT first: the loader must pick columns by name
+    dates = pd.date_range("2016-07-01", periods=ROWS, freq="h").strftime("%Y-%m-%d %H:%M:%S")
+    values = [ett.ETT_COLUMNS.index(c) + t / 1000 + np.sin(2 * np.pi * t / 24) for c in columns]
+    lines = ["date," + ",".join(columns)]
+    lines += [f"{date}," + ",".join(f"{v[i]:.6f}" for v in values) for i, date in enumerate(dates)]
+    path = tmp_path_factory.mktemp("ett") / "ETTh1.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def etth1(etth1_csv):
+    return ett.load_ett("ETTh1", "M", path=etth1_csv)
+
+
+def test_ett_columns_borders_and_univariate_target(etth1, etth1_csv):
+    assert etth1.values.shape == (ROWS, 7)
+    assert etth1.columns == ett.ETT_COLUMNS
+    assert etth1.borders == (8640, 11520, 14400)
+    np.testing.assert_allclose(etth1.values[:, 6], 6 + np.arange(ROWS) / 1000 + np.sin(2 * np.pi * np.arange(ROWS) / 24),
+                               atol=1e-6)  # OT, read by name from the CSV's first value column
+    univariate = ett.load_ett("ETTh1", "S", path=etth1_csv)
+    assert univariate.columns == ("OT",) and np.array_equal(univariate.values[:, 0], etth1.values[:, 6])
 
 
 @needs_etth1
-def test_etth1_layout(etth1):
-    assert etth1.values.shape == (17420, 7)
-    assert etth1.columns == ett.ETT_COLUMNS
-    assert etth1.borders == (8640, 11520, 14400)
-    assert etth1.values[0, -1] == pytest.approx(30.53100014)  # OT of 2016-07-01 00:00
-    univariate = ett.load_ett("ETTh1", "S")
-    assert univariate.columns == ("OT",) and np.array_equal(univariate.values[:, 0], etth1.values[:, 6])
+def test_real_etth1_layout():
+    real = ett.load_ett("ETTh1", "M")
+    assert real.values.shape == (17420, 7)
+    assert real.columns == ett.ETT_COLUMNS
+    assert real.borders == (8640, 11520, 14400)
+    assert real.values[0, -1] == pytest.approx(30.53100014)  # OT of 2016-07-01 00:00
 
 
 def test_split_rows_follow_the_informer_protocol():
@@ -36,7 +70,6 @@ def test_split_rows_follow_the_informer_protocol():
     assert split_rows((8640, 11520, 14400), 336) == {"train": (0, 8640), "val": (8304, 11520), "test": (11184, 14400)}
 
 
-@needs_etth1
 @pytest.mark.parametrize(
     "lookback, horizon, counts",
     [
@@ -52,7 +85,6 @@ def test_window_counts_keep_every_window(etth1, lookback, horizon, counts):
     assert data.x["test"].shape == (counts[2], lookback, 7) and data.y["test"].shape == (counts[2], horizon, 7)
 
 
-@needs_etth1
 def test_windows_hold_the_right_rows(etth1):
     data = make_windows(etth1, 96, 96)
     scaled = data.scaler.transform(etth1.values)
@@ -64,7 +96,6 @@ def test_windows_hold_the_right_rows(etth1):
     assert np.allclose(data.y["train"][-1], scaled[8544:8640], atol=1e-5)
 
 
-@needs_etth1
 def test_scaler_is_fitted_on_train_rows_only(etth1):
     data = make_windows(etth1, 96, 96)
     assert np.allclose(data.scaler.mean, etth1.values[:8640].mean(axis=0))
@@ -166,14 +197,14 @@ def test_missing_file_is_a_data_error(tmp_path):
 # ----------------------------------------------------------------------------- download
 
 
-@needs_etth1
-def test_download_into_cache_with_checksum(tmp_path, monkeypatch):
+def test_download_into_cache_with_checksum(tmp_path, monkeypatch, etth1_csv):
     monkeypatch.delenv(files.DATA_DIR_ENV, raising=False)
     monkeypatch.setenv(files.CACHE_DIR_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(ett, "_ETT_URL", SHARED_ETTH1.resolve().as_uri().replace("ETTh1", "{name}"))
+    monkeypatch.setattr(ett, "_ETT_URL", etth1_csv.resolve().as_uri().replace("ETTh1", "{name}"))
+    monkeypatch.setitem(ett.ETT_SHA256, "ETTh1", files.sha256(etth1_csv))  # the real file's, for this one
     series = ett.load_ett("ETTh1", "S")
-    assert (tmp_path / "cache" / "ETTh1.csv").is_file()
-    assert series.values.shape == (17420, 1)
+    assert (tmp_path / "cache" / "ETTh1.csv").read_bytes() == etth1_csv.read_bytes()
+    assert series.values.shape == (ROWS, 1)
 
 
 def test_download_with_wrong_checksum_is_refused(tmp_path, monkeypatch):
