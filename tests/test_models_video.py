@@ -89,6 +89,12 @@ def test_parameter_formulas_by_hand():
     assert conv_rnn_params(2, 3, "lstm") == 9 * 5 * 12 + 12 == 552
     assert tap_transition_params(2, 3, "gru") == 414 + 3 * 2 + 2
     assert matched_units(422, 2, "gru") == 3
+    # Space-time block, d_model 4, ff_dim 8: two LayerNorms (scale, offset), q/k/v/out projections
+    # with biases, the MLP; then a LayerNorm and the 3x3 spatial convolution with its bias.
+    block_params = 2 * 2 * 4 + 4 * (4 * 4 + 4) + (4 * 8 + 8) + (8 * 4 + 4) + 2 * 4 + 9 * 4 * 4 + 4
+    assert space_time_block_params(4, 8) == block_params
+    # H-TAP on 2-channel tokens, one block: embedding 2 -> 4, the block, final LayerNorm, head 4 -> 2.
+    assert htap_transition_params(2, 4, 1, 8) == (2 * 4 + 4) + block_params + 2 * 4 + (4 * 2 + 2)
     block = SpaceTimeBlock(d_model=4, num_heads=2, ff_dim=8)
     block.build((None, None, 3, 3, 4))
     assert block.count_params() == space_time_block_params(4, 8)
