@@ -6,7 +6,6 @@ The SQLite store is created once per module: MLflow's schema migration takes sec
 import json
 import os
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -195,14 +194,26 @@ def test_unknown_part_is_rejected(store):
             pass
 
 
-def test_unreachable_server_raises_tracking_error_quickly(free_port):
+def test_unreachable_server_raises_tracking_error_before_mlflow_retries(free_port, monkeypatch):
+    """One probe of /health with a timeout, and MLflow's client, which retries for minutes, never
+    asked to reach the server."""
     uri = f"http://127.0.0.1:{free_port}"
-    start = time.monotonic()
+    probes = []
+    real_urlopen = urllib.request.urlopen
+
+    def urlopen(url, *args, **kwargs):
+        probes.append((url, kwargs.get("timeout")))
+        return real_urlopen(url, *args, **kwargs)
+
+    def mlflow_client(*args, **kwargs):
+        raise AssertionError("MLflow's client was asked to reach the server")
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(tracking.mlflow, "MlflowClient", mlflow_client)
     with pytest.raises(TrackingError, match=f"MLflow tracking server {uri} is unreachable"):
         with tracking.start_run("attention", "nowhere", tracking_uri=uri):
             pass
-    # A guard against MLflow's own retries (minutes), not a speed measurement.
-    assert time.monotonic() - start < 10
+    assert probes == [(f"{uri}/health", 5)]
 
 
 # ----------------------------------------------------------------------------- a real server
