@@ -25,6 +25,7 @@ from seqattn.io import atomic_path, write_json_atomic
 from seqattn.metrics.attention import span_metrics
 from seqattn.progress import progress_write
 
+
 class NextFrameBatches(keras.utils.PyDataset):
     """Clips from `SequenceBatches` as (clip, clip[:, 1:]): the targets of next-frame prediction."""
 
@@ -41,7 +42,6 @@ class NextFrameBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         self.clips.on_epoch_end()
-
 
 
 # ----------------------------------------------------------------------------- one seed
@@ -207,7 +207,6 @@ def train_and_evaluate(name: str, seed: int, config: VideoConfig, data: SeedData
             tracking.log_curve("attention_span_per_frame", attention["span_by_step"].mean(axis=(0, 1)), first_step=2)
             tracking.log_metrics(span_metrics(attention["report"]["rollout"]))
     return {"evaluation": evaluation, "summary": numbers, "train": info, "attention": attention}
-
 
 
 def codec_floor(data: SeedData, config: VideoConfig, test: np.ndarray) -> dict:
