@@ -6,7 +6,6 @@ separate the two models"), so the claims follow the results. The numbers come fr
 import re
 
 from paper import claims
-from paper.published import OPENSTL_CONVLSTM_EPOCHS, OPENSTL_CONVLSTM_MSE, PUBLISHED_ETTH1_MSE
 from paper.results import (
     PartResults, environment, etth1_table_rows, forecast_ablation, forecast_attention_span, forecast_config,
     forecast_report_lookback, forecast_seeds, forecast_valid_prediction_time, hybrid_etth1, retrieval_config,
@@ -18,6 +17,7 @@ from paper.video_results import (
     video_metric, video_mnist_fallback, video_model_label, video_models, video_params, video_span_per_head,
     video_span_per_step, video_window,
 )
+from seqattn.published import OPENSTL_CONVLSTM_EPOCHS, OPENSTL_CONVLSTM_MSE, PUBLISHED_ETTH1_MSE
 from seqattn.errors import ConfigError
 from seqattn.metrics.forecast import VPT_THRESHOLD
 

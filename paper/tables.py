@@ -1,6 +1,6 @@
 """The generated LaTeX tables (booktabs) and the Part 3 ablation paragraph."""
 
-from paper.published import PUBLISHED_ETTH1_MSE
+from seqattn.published import PUBLISHED_ETTH1_MSE
 from paper.results import (
     PartResults, Stat, etth1_table_rows, forecast_model_label, forecast_report_lookback, retrieval_metric,
 )

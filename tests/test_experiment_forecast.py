@@ -1,4 +1,5 @@
-"""End to end: `seqattn forecast` on a tiny CSV and Mackey-Glass writes results, figure and MLflow runs."""
+"""End to end: `seqattn forecast` on a tiny CSV and Mackey-Glass writes results, figure and MLflow runs,
+choosing the chaotic series' options on validation windows only."""
 
 import json
 from dataclasses import replace
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from seqattn import cli
-from seqattn.experiments import forecast
+from seqattn.experiments import forecast, forecast_eval
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +36,13 @@ def test_run_writes_results_figure_and_mlflow_runs(tmp_path, tiny_csv, monkeypat
     monkeypatch.setitem(forecast.PROFILES, "quick", replace(forecast.PROFILES["quick"], chaotic_samples=600))
     ablations = dict(list(forecast.ABLATIONS.items())[:2])  # the base and one change keep the test short
     monkeypatch.setattr(forecast, "ABLATIONS", ablations)
+    handed = []  # what the part hands the selection step
+
+    def spy(name, windows, *args, **kwargs):
+        handed.append((set(windows.x), set(windows.y), windows.series.name))
+        return forecast_eval.select_options(name, windows, *args, **kwargs)
+
+    monkeypatch.setattr(forecast, "select_options", spy)
     args = cli.parse_arguments(_argv(tmp_path, tiny_csv, "--ablation"), cli.build_parser)
     results = cli.run_part("forecast", args)
 
@@ -50,20 +58,36 @@ def test_run_writes_results_figure_and_mlflow_runs(tmp_path, tiny_csv, monkeypat
         by_key[(f"csv:{tiny_csv}", "repeat")]["mse"], rel=1e-6)
     mg = by_key[("mackey-glass", "hybrid")]
     assert 0 <= mg["valid_prediction_time"] <= 12 and len(mg["nrmse_per_step"]) == 12
-    assert mg["options"] == {"segment": 4, "channel_independent": False, "revin": False}
+    # The chaotic series' options: chosen once per series on its validation windows, used by the
+    # hybrid and seq2seq, recorded with the validation MSE of every candidate.
+    assert handed == [({"train", "val"}, {"train", "val"}, "mackey-glass")]
+    selection = saved["selection"]["mackey-glass"]
+    assert selection["metric"] == "val_mse" and set(selection["scores"]) == set(forecast.CHAOTIC_CANDIDATES)
+    assert selection["chosen"] == min(selection["scores"], key=selection["scores"].get)
+    assert mg["options"] == by_key[("mackey-glass", "seq2seq")]["options"] == selection["options"]
     assert by_key[(f"csv:{tiny_csv}", "hybrid")]["options"] == {}
+    assert set(saved["selection"]) == {"mackey-glass"}
     assert {row["model"] for row in saved["summary"]} == set(forecast.MODELS)
     assert [a["variant"] for a in saved["ablation"]] == list(forecast.ABLATIONS)
     assert saved["attention"]["segment"] == 12 and saved["attention"]["span_steps"] > 0
-    assert saved["published"]["mse"]["96"]["DLinear (L=336)"] == 0.375
+    # hybrid vs seq2seq on the same windows and seed, per case, with the hybrid's span
+    assert {(p["dataset"], p["lookback"], p["horizon"]) for p in saved["paired"]} == {
+        (f"csv:{tiny_csv}", 24, 12), ("mackey-glass", 24, 12)}
+    for p in saved["paired"]:
+        assert p["relative_low"] <= p["relative"] <= p["relative_high"] and p["seeds_compared"] == [0]
+        assert p["normalised_span"] > 0
+    # no published row was measured on these series: none is shown beside them
+    assert all(v == {"same_lookback": [], "other": []} for v in saved["published"].values())
     assert results["wall_time_s"] == saved["wall_time_s"]
     assert (out / "forecast_attention.png").stat().st_size > 10_000
     table = (out / "results.md").read_text()
-    assert "| 12 | hybrid |" in table and "Zeng et al. (2023)" in table and "Ablation" in table
+    assert "| 12 | hybrid |" in table and "Ablation" in table and "hybrid vs seq2seq, paired" in table
+    assert "Published" not in table and "chosen on the validation windows" in table
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["seqattn-part2-forecast"])
-    assert len(runs) == 1 + 2 * len(forecast.MODELS) + len(forecast.ABLATIONS)  # parent + nested
+    selection_runs = len(forecast.CHAOTIC_CANDIDATES)
+    assert len(runs) == 1 + 2 * len(forecast.MODELS) + len(forecast.ABLATIONS) + selection_runs  # parent + nested
     name = f"csv:{tiny_csv}-M-L24-H12-dlinear-s0"
     dlinear = runs[runs["tags.mlflow.runName"] == name].iloc[0]
     assert dlinear["metrics.test_mse"] == pytest.approx(by_key[(f"csv:{tiny_csv}", "dlinear")]["mse"])
@@ -108,8 +132,25 @@ def test_bad_options_and_bad_csv_give_one_line(tmp_path, capsys):
     assert not (tmp_path / "o" / "forecast" / "results.json").exists()
 
 
-def test_segment_falls_back_to_a_common_divisor():
-    assert forecast._segment(24, 96, 96) == 24 and forecast._segment(24, 96, 100) == 4
+def test_segments_fall_back_to_common_divisors():
+    config = forecast.PROFILES["quick"]
+    assert forecast_eval.segments(config, 96, 96, {}) == (24, 24)
+    assert forecast_eval.segments(config, 96, 100, {}) == (4, 24)  # output segments divide H, keys L
+    assert forecast_eval.segments(config, 100, 96, {"key_segment": 8}) == (24, 4)
+
+
+def test_lanes_share_state_folders_and_a_fixed_option_leaves_the_candidates(tmp_path):
+    def config(*argv):
+        return forecast.resolve_config(cli.parse_arguments(["forecast", "--profile", "paper", *argv], cli.build_parser))
+
+    whole, lane = config(), config("--dataset", "etth1", "--lookback", "336", "720", "--models", "hybrid")
+    assert forecast.plan(lane) == [("etth1", lookback, h) for lookback in (336, 720) for h in whole.horizons]
+    assert set(forecast.plan(lane)) < set(forecast.plan(whole))
+    kept = {k: v for k, v in vars(whole).items() if k not in forecast._NOT_IN_TAG}
+    assert kept == {k: v for k, v in vars(lane).items() if k not in forecast._NOT_IN_TAG}
+    fixed = config("--no-revin")
+    assert all("revin" not in options for options in fixed.chaotic_candidates.values())
+    assert len(fixed.chaotic_candidates) == len({str(o) for o in fixed.chaotic_candidates.values()})
 
 
 def test_same_seed_reproduces_the_metrics_and_another_seed_changes_them(tmp_path, tiny_csv, capsys):

@@ -25,10 +25,10 @@ import pytest
 # `paper` is a package at the repository root, outside src/: importable however pytest is started.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from paper import build, claims, latex, macros, tables  # noqa: E402
-from paper.published import PUBLISHED_ETTH1_MSE  # noqa: E402
 from paper.results import PartResults, Stat, load_results, load_video_ablations  # noqa: E402
 from paper.video_results import Change, video_strip  # noqa: E402
 from seqattn.errors import DataError  # noqa: E402
+from seqattn.published import PUBLISHED_ETTH1_MSE  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results"
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,11 +1,15 @@
 """RNN + attention hybrid forecaster: an LSTM/GRU encoder, a decoder whose horizon queries attend
 over all encoder states, every horizon step produced at once (direct) or one after another.
 
-    x (B, L, C) -> [RevIN] -> [channel independence: (B*C, L, 1)] -> segments (B', L/w, w*c)
-      -> Dense -> RNN encoder -> states S (B', N_in, d), final state h_L
+    x (B, L, C) -> [RevIN] -> [channel independence: (B*C, L, 1)] -> key segments (B', L/k, k*c)
+      -> Dense -> RNN encoder -> states S (B', N_in = L/k, d), final state h_L
     direct:         q_j = cell(step_embedding_j [+ channel_embedding], h_L)   all j at once
     autoregressive: q_j = cell(embed(y_{j-1}) + step_embedding_j, q_{j-1})    one j at a time
       z_j = LayerNorm(q_j + MHA(q_j, S)) -> MLP -> segment y_j (w*c) -> (B, H, C) -> [RevIN^-1]
+
+The encoder reads segments of k steps (`key_segment`, default w), and each is one key of the
+attention: with k = w = 24 and L = 96 the decoder chooses among four keys, too few to select
+anything, so k can be finer than the output segments w.
 
 References:
 - Bahdanau et al. (2015), Luong et al. (2015): a recurrent decoder attending over encoder states;
@@ -19,8 +23,8 @@ References:
 - Channel independence (Nie et al., 2023, PatchTST): one univariate model shared by all channels.
 
 The attention is our from-scratch `seqattn.attention.MultiHeadAttention`. `call(x,
-return_attention=True)` also returns its weights (B, G, nh, H/w, L/w), G = C with channel
-independence, else 1: one row per decoder segment, one column per lookback segment.
+return_attention=True)` also returns its weights (B, G, nh, H/w, L/k), G = C with channel
+independence, else 1: one row per decoder segment, one column per lookback (key) segment.
 """
 
 import keras
@@ -82,7 +86,9 @@ class Forecaster(keras.Model):
         rnn: "lstm" or "gru", for encoder and decoder.
         units: d, width of the RNN states, queries and attention.
         num_heads: attention heads (d must divide by it).
-        segment: w, steps per RNN input/output segment (1 = step by step); must divide L and H.
+        segment: w, steps per decoder output segment (1 = step by step); must divide H.
+        key_segment: k, steps per encoder input segment, i.e. per attention key; must divide L.
+            None: w (the encoder and decoder cut the series alike).
         decoding: "direct" (all horizon segments at once) or "autoregressive".
         use_attention: False gives the same seq2seq RNN without attention (a baseline).
         revin: reversible instance normalisation of every window.
@@ -97,6 +103,7 @@ class Forecaster(keras.Model):
         units: int = 64,
         num_heads: int = 4,
         segment: int = 1,
+        key_segment: int | None = None,
         decoding: str = "direct",
         use_attention: bool = True,
         revin: bool = True,
@@ -113,6 +120,8 @@ class Forecaster(keras.Model):
             raise ValueError(f"decoding must be one of {DECODINGS}; got {decoding!r}")
         if int(segment) < 1 or int(horizon) % int(segment):
             raise ValueError(f"segment must be a positive divisor of horizon={horizon}; got {segment}")
+        if key_segment is not None and int(key_segment) < 1:
+            raise ValueError(f"key_segment must be a positive integer or None; got {key_segment}")
         if int(units) % int(num_heads):
             raise ValueError(f"units={units} must be divisible by num_heads={num_heads}")
         self.horizon = int(horizon)
@@ -120,6 +129,7 @@ class Forecaster(keras.Model):
         self.units = int(units)
         self.num_heads = int(num_heads)
         self.segment = int(segment)
+        self.key_segment = int(key_segment) if key_segment is not None else self.segment
         self.decoding = decoding
         self.use_attention = use_attention
         self.revin = revin
@@ -145,15 +155,15 @@ class Forecaster(keras.Model):
 
     def build(self, input_shape):
         _, lookback, channels = input_shape
-        if lookback % self.segment:
-            raise ValueError(f"segment={self.segment} must divide the lookback L={lookback}")
+        if lookback % self.key_segment:
+            raise ValueError(f"key_segment={self.key_segment} must divide the lookback L={lookback}")
         self.lookback, self.channels = int(lookback), int(channels)
-        self.n_in = self.lookback // self.segment
+        self.n_in = self.lookback // self.key_segment
         c = 1 if self.channel_independent else self.channels
         d = self.units
         if self.revin_layer is not None:
             self.revin_layer.build(input_shape)
-        self.embed.build((None, self.n_in, self.segment * c))
+        self.embed.build((None, self.n_in, self.key_segment * c))
         self.encoder.build((None, self.n_in, d))
         self.decoder_cell.build((None, d))
         self.step_embedding = self.add_weight(
@@ -193,7 +203,7 @@ class Forecaster(keras.Model):
 
     def _encode(self, x):
         """(B', L, c) -> states (B', N_in, d), final RNN state list."""
-        segments = ops.reshape(x, (-1, self.n_in, self.segment * x.shape[-1]))  # (B', N_in, w*c)
+        segments = ops.reshape(x, (-1, self.n_in, self.key_segment * x.shape[-1]))  # (B', N_in, k*c)
         outputs = self.encoder(self.embed(segments))
         return outputs[0], list(outputs[1:])  # (B', N_in, d), [h (B', d)] or [h, c]
 
@@ -265,7 +275,7 @@ class Forecaster(keras.Model):
         return y, weights
 
     def attention_weights(self, x):
-        """Forecast and attention weights (B, G, nh, H/w, L/w) for a numpy batch, in inference mode."""
+        """Forecast and attention weights (B, G, nh, H/w, L/k) for a numpy batch, in inference mode."""
         y, weights = self(ops.convert_to_tensor(x), training=False, return_attention=True)
         return ops.convert_to_numpy(y), None if weights is None else ops.convert_to_numpy(weights)
 
@@ -277,6 +287,7 @@ class Forecaster(keras.Model):
             "units": self.units,
             "num_heads": self.num_heads,
             "segment": self.segment,
+            "key_segment": self.key_segment,
             "decoding": self.decoding,
             "use_attention": self.use_attention,
             "revin": self.revin,
