@@ -61,12 +61,12 @@ def test_run_writes_results_figure_and_mlflow_runs(tmp_path, tiny_csv, monkeypat
     # The chaotic series' options: chosen once per series on its validation windows, used by the
     # hybrid and seq2seq, recorded with the validation MSE of every candidate.
     assert handed == [({"train", "val"}, {"train", "val"}, "mackey-glass")]
-    selection = saved["selection"]["mackey-glass"]
+    selection = saved["selection"]["mackey-glass L=24"]
     assert selection["metric"] == "val_mse" and set(selection["scores"]) == set(forecast.CHAOTIC_CANDIDATES)
     assert selection["chosen"] == min(selection["scores"], key=selection["scores"].get)
     assert mg["options"] == by_key[("mackey-glass", "seq2seq")]["options"] == selection["options"]
     assert by_key[(f"csv:{tiny_csv}", "hybrid")]["options"] == {}
-    assert set(saved["selection"]) == {"mackey-glass"}
+    assert set(saved["selection"]) == {"mackey-glass L=24"}  # the quick profile's keys are fixed on ETT and CSV
     assert {row["model"] for row in saved["summary"]} == set(forecast.MODELS)
     assert [a["variant"] for a in saved["ablation"]] == list(forecast.ABLATIONS)
     assert saved["attention"]["segment"] == 12 and saved["attention"]["span_steps"] > 0
@@ -151,6 +151,11 @@ def test_lanes_share_state_folders_and_a_fixed_option_leaves_the_candidates(tmp_
     fixed = config("--no-revin")
     assert all("revin" not in options for options in fixed.chaotic_candidates.values())
     assert len(fixed.chaotic_candidates) == len({str(o) for o in fixed.chaotic_candidates.values()})
+    assert config("--key-segment", "8").key_candidates == {}
+    # keys chosen per lookback, among those that keep the encoder's steps within max_keys
+    assert forecast.candidates_for(whole, "etth1", 336, 96) == forecast.KEY_CANDIDATES
+    assert forecast.candidates_for(whole, "etth1", 720, 96) == {"24-step keys": {"key_segment": 24}}
+    assert forecast.candidates_for(whole, "lorenz", 96, 96) == forecast.CHAOTIC_CANDIDATES
 
 
 def test_same_seed_reproduces_the_metrics_and_another_seed_changes_them(tmp_path, tiny_csv, capsys):

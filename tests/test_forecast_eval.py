@@ -107,21 +107,19 @@ def test_attention_span_in_steps_with_keys_finer_than_outputs():
     assert summary["normalised_span"] < 0.5 and summary["metrics"]["attention_span_head2"] == pytest.approx(28.0)
 
 
-def test_paired_comparison_over_seeds_and_window_blocks(tmp_path):
+def test_paired_comparison_over_seeds_and_window_blocks():
     rng = np.random.default_rng(0)
-    runs = {"a": [], "b": []}
-    for seed in (0, 1, 2):
-        base = rng.gamma(2.0, 0.2, size=100)
-        for model, values in (("a", 0.9 * base), ("b", base)):
-            path = tmp_path / f"{model}{seed}.npy"
-            np.save(path, values)
-            runs[model].append({"seed": seed, "window_mse_file": path})
-    result = forecast_eval.paired_comparison(runs["a"], runs["b"], horizon=10)
+    base = {seed: rng.gamma(2.0, 0.2, size=100) for seed in (0, 1, 2)}
+    better = {seed: 0.9 * values for seed, values in base.items()}
+    result = forecast_eval.paired_comparison(better, base, horizon=10)
     assert result["relative"] == pytest.approx(-0.1)
     assert result["relative_low"] == pytest.approx(-0.1) and result["relative_high"] == pytest.approx(-0.1)
     assert result["sequences"] == 10 and result["seeds"] == 3 and result["block_windows"] == 10
-    same = forecast_eval.paired_comparison(runs["b"], runs["b"], horizon=10)
+    same = forecast_eval.paired_comparison(base, base, horizon=10)
     assert same["difference"] == same["difference_low"] == same["difference_high"] == 0
+    noisy = {seed: values * rng.uniform(0.5, 1.5, size=100) for seed, values in base.items()}
+    result = forecast_eval.paired_comparison(noisy, base, horizon=10)
+    assert result["relative_low"] < result["relative"] < result["relative_high"]
 
 
 def test_published_rows_only_under_their_dataset_and_lookback():

@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from seqattn import tracking, training
 from seqattn.cli import positive_int
@@ -40,7 +39,8 @@ from seqattn.data.windows import Series, fraction_borders, make_windows
 from seqattn.experiments import forecast_report as report
 from seqattn.experiments.common import config_tag, write_outputs
 from seqattn.experiments.forecast_eval import (
-    CHAOTIC, PART, attention_summary, paired_comparison, select_options, train_and_evaluate, validation_windows,
+    CHAOTIC, PART, attention_summary, case_of, compare_hybrid_seq2seq, segments, select_options,
+    train_and_evaluate, validation_windows,
 )
 from seqattn.io import ensure_writable_dir, environment_info
 from seqattn.models.forecaster import DECODINGS, RNNS
@@ -52,15 +52,18 @@ DATASETS = ("mackey-glass", "lorenz", "etth1", "etth2")
 MODELS = ("hybrid", "seq2seq", "dlinear", "repeat")
 
 # Options of the hybrid and seq2seq the chaotic series choose from, on their validation windows: a
-# chaotic system's channels are coupled and its dynamics live in short steps, so mixing channels,
-# leaving out RevIN and shorter segments are the candidates beside the ETT recipe.
+# chaotic system's channels are coupled and its dynamics live in short steps, so mixed channels
+# without RevIN, with the profile's segments or 4-step ones, are the candidates beside the ETT recipe.
 CHAOTIC_CANDIDATES = {  # labels become MLflow parameter names (no commas)
     "profile options": {},
-    "4-step segments": {"segment": 4, "key_segment": 4},
     "mixed channels without RevIN": {"channel_independent": False, "revin": False},
     "mixed channels without RevIN and 4-step segments": {
         "channel_independent": False, "revin": False, "segment": 4, "key_segment": 4},
 }
+# Keys the hybrid on ETT and CSV series chooses from at each lookback, on validation windows: in
+# short runs (ETTh1, H=96, one seed) 12-step keys had the lower validation error at L=336 and the
+# higher at L=96, so neither is fixed.
+KEY_CANDIDATES = {"24-step keys": {"key_segment": 24}, "12-step keys": {"key_segment": 12}}
 # What the state folders' tag leaves out, so that lanes asking for parts of a profile share them.
 _NOT_IN_TAG = ("seeds", "datasets", "ablation", "lookbacks", "chaotic_lookbacks", "models", "horizons",
                "chaotic_horizons", "figure_window")
@@ -94,6 +97,8 @@ class ForecastConfig:
     channel_independent: bool = True
     dropout: float = 0.1
     chaotic_candidates: dict = field(default_factory=lambda: dict(CHAOTIC_CANDIDATES))
+    key_candidates: dict = field(default_factory=dict)  # for ETT and CSV series, per lookback
+    max_keys: int = 32  # candidates with more keys are left out: the encoder's time grows with them
     ablation: bool = False
     ablation_epochs: int = 3
     figure_window: int = 0  # index of the test window drawn in the figure
@@ -114,6 +119,7 @@ PROFILES = {
         seeds=(0, 1, 2),
         epochs=6,
         patience=2,
+        key_candidates=KEY_CANDIDATES,
     ),
     # The whole protocol of issue 3: both ETT sets, L = 96, 336 and 720, 'M' (run 'S' with --features S).
     "full": ForecastConfig(
@@ -123,6 +129,8 @@ PROFILES = {
         seeds=(0, 1, 2, 3, 4),
         epochs=20,
         patience=5,
+        key_candidates=KEY_CANDIDATES,
+        max_keys=96,
         ablation=True,
         ablation_epochs=10,
     ),
@@ -182,7 +190,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_config(args: argparse.Namespace) -> ForecastConfig:
     """The profile's config with the command line's overrides; an option set on the command line is
-    left out of the chaotic series' candidates (it is no longer a choice)."""
+    left out of the candidates chosen on validation (it is no longer a choice)."""
     config = PROFILES[getattr(args, "profile", "quick")]
     overrides = {
         "datasets": tuple(args.dataset) if args.dataset else None,
@@ -209,6 +217,8 @@ def resolve_config(args: argparse.Namespace) -> ForecastConfig:
         if kept not in candidates.values():
             candidates[label] = kept
     overrides["chaotic_candidates"] = candidates
+    if args.key_segment is not None or args.segment is not None:
+        overrides["key_candidates"] = {}  # the keys asked for are no longer a choice
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -248,47 +258,37 @@ def _state(out: Path, run_name: str, tag: str) -> Path:
     return out / "state" / f"{run_name}-{tag}".replace(":", "_").replace("/", "_")
 
 
-def choose_chaotic_options(config, datasets, jobs, out, tag, verbose) -> dict:
-    """Per chaotic dataset, the hybrid's options chosen on the validation windows of its first job."""
+def selection_key(dataset: str, lookback: int) -> str:
+    return f"{dataset} L={lookback}"
+
+
+def candidates_for(config: ForecastConfig, dataset: str, lookback: int, horizon: int) -> dict:
+    """The option sets a (dataset, lookback) chooses from: the chaotic candidates, or for other series
+    the key segments that give at most `max_keys` keys."""
+    if dataset in CHAOTIC:
+        return config.chaotic_candidates
+    return {label: options for label, options in config.key_candidates.items()
+            if lookback // segments(config, lookback, horizon, options)[1] <= config.max_keys}
+
+
+def choose_options(config, datasets, jobs, out, tag, verbose) -> dict:
+    """Per (dataset, lookback), the hybrid's options chosen on the validation windows at its first
+    horizon (seed 0), for the hybrid and seq2seq at every horizon; none where there is no choice."""
     selections = {}
-    if len(config.chaotic_candidates) < 2 or not {"hybrid", "seq2seq"} & set(config.models):
+    if not {"hybrid", "seq2seq"} & set(config.models):
         return selections
     for dataset, lookback, horizon in jobs:
-        if dataset not in CHAOTIC or dataset in selections:
+        key = selection_key(dataset, lookback)
+        candidates = candidates_for(config, dataset, lookback, horizon)
+        if key in selections or len(candidates) < 2:
             continue
-        print(f"[selection] {dataset}: {len(config.chaotic_candidates)} candidates on validation windows", flush=True)
+        print(f"[selection] {key}: {len(candidates)} candidates on validation windows", flush=True)
         state = _state(out, f"select-{dataset}-{config.features}-L{lookback}-H{horizon}", tag)
         windows = validation_windows(datasets[(dataset, lookback, horizon)])
-        selections[dataset] = select_options("hybrid", windows, config.chaotic_candidates, config, seed=0,
-                                             state_dir=state, verbose=verbose) | {"lookback": lookback,
-                                                                                  "horizon": horizon}
+        selections[key] = select_options("hybrid", windows, candidates, config, seed=0, state_dir=state,
+                                         verbose=verbose) | {"dataset": dataset, "lookback": lookback,
+                                                             "horizon": horizon}
     return selections
-
-
-def _case(run: dict) -> tuple:
-    return run["dataset"], run["features"], run["lookback"], run["horizon"]
-
-
-def compare_paired(runs: list[dict], window_files: dict) -> list[dict]:
-    """Hybrid vs seq2seq on the same windows and seeds, per (dataset, L, H), with the hybrid's span;
-    `window_files` maps (case, model, seed) to the run's per-window test MSE."""
-    cases = {}
-    for run in runs:
-        if run["model"] in ("hybrid", "seq2seq"):
-            file = window_files[(_case(run), run["model"], run["seed"])]
-            cases.setdefault(_case(run), {}).setdefault(run["model"], []).append(run | {"window_mse_file": file})
-    paired = []
-    for (dataset, features, lookback, horizon), models in cases.items():
-        if len(models) < 2 or not {r["seed"] for r in models["hybrid"]} & {r["seed"] for r in models["seq2seq"]}:
-            continue
-        comparison = paired_comparison(models["hybrid"], models["seq2seq"], horizon)
-        hybrid = models["hybrid"]
-        paired.append({"dataset": dataset, "features": features, "lookback": lookback, "horizon": horizon,
-                       "a": "hybrid", "b": "seq2seq", **comparison,
-                       "keys": lookback // hybrid[0].get("key_segment", lookback),
-                       "attention_span_steps": float(np.mean([r["attention_span_steps"] for r in hybrid])),
-                       "normalised_span": float(np.mean([r["normalised_span"] for r in hybrid]))})
-    return paired
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -307,7 +307,7 @@ def run(args: argparse.Namespace) -> dict:
     profile = getattr(args, "profile", "quick")
     with training.resumable_run(PART, f"forecast-{profile}", out, config=asdict(config),
                                 tracking_uri=args.tracking_uri):
-        selections = choose_chaotic_options(config, datasets, jobs, out, tag, verbose)
+        selections = choose_options(config, datasets, jobs, out, tag, verbose)
         total = len(jobs) * len(config.models) * len(config.seeds)
         count = 0
         for dataset, lookback, horizon in jobs:
@@ -318,13 +318,13 @@ def run(args: argparse.Namespace) -> dict:
                     run_name = f"{dataset}-{config.features}-L{lookback}-H{horizon}-{name}-s{seed}"
                     print(f"[{count}/{total}] {run_name}", flush=True)
                     state = _state(out, run_name, tag)
-                    options = selections[dataset]["options"] if dataset in selections and name in (
-                        "hybrid", "seq2seq") else {}
+                    chosen = selections.get(selection_key(dataset, lookback), {"options": {}})
+                    options = chosen["options"] if name in ("hybrid", "seq2seq") else {}
                     record, model = train_and_evaluate(name, data, config, seed, state, run_name,
                                                        config.epochs, verbose, **options)
                     record.update(dataset=dataset, features=config.features, lookback=lookback, horizon=horizon)
                     runs.append(record)
-                    window_files[(_case(record), name, seed)] = state / "window_mse.npy"
+                    window_files[(case_of(record), name, seed)] = state / "window_mse.npy"
                     if name == "hybrid" and figure_model is None and model is not None:
                         figure_model = (model, data, run_name, record.get("mlflow_run_id"))
         if config.ablation:
@@ -332,7 +332,7 @@ def run(args: argparse.Namespace) -> dict:
 
         results = {"part": PART, "profile": profile, "config": asdict(config), "backend": keras.backend.backend(),
                    "runs": runs, "summary": report.summarise(runs), "selection": selections,
-                   "paired": compare_paired(runs, window_files), "ablation": ablation,
+                   "paired": compare_hybrid_seq2seq(runs, window_files), "ablation": ablation,
                    "published": {dataset: report.published_for(dataset, config.features, list(lookbacks))
                                  for dataset, lookbacks in _lookbacks_by_dataset(jobs).items()},
                    "environment": environment_info()}

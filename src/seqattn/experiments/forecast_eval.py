@@ -248,17 +248,41 @@ def attention_summary(model: Forecaster, data: ForecastData, n_windows: int = 25
 # ----------------------------------------------------------------------------- paired comparison
 
 
-def paired_comparison(a_runs: list[dict], b_runs: list[dict], horizon: int) -> dict:
-    """Model A vs model B on the same test windows and seeds (A's seed s with B's seed s).
+def paired_comparison(a: dict[int, np.ndarray], b: dict[int, np.ndarray], horizon: int) -> dict:
+    """Model A vs model B on the same test windows, seed by seed: a[seed], b[seed] are per-window MSE.
 
     Windows one step apart share all but one target step, so they are not independent samples:
     the bootstrap resamples blocks of H consecutive windows (block means of the per-window MSE),
     whose targets do not overlap from one block start to the next, and seeds.
     """
-    seeds = sorted({r["seed"] for r in a_runs} & {r["seed"] for r in b_runs})
-    by_seed = lambda runs: {r["seed"]: np.load(r["window_mse_file"]) for r in runs}  # noqa: E731
-    a, b = by_seed(a_runs), by_seed(b_runs)
+    seeds = sorted(set(a) & set(b))
     n_blocks = len(a[seeds[0]]) // horizon
-    blocks = lambda v: v[: n_blocks * horizon].reshape(n_blocks, horizon).mean(axis=1)  # noqa: E731
+    blocks = lambda v: np.asarray(v)[: n_blocks * horizon].reshape(n_blocks, horizon).mean(axis=1)  # noqa: E731
     result = paired_bootstrap([blocks(a[s]) for s in seeds], [blocks(b[s]) for s in seeds])
     return {**result.__dict__, "seeds_compared": seeds, "block_windows": horizon}
+
+
+def case_of(run: dict) -> tuple:
+    return run["dataset"], run["features"], run["lookback"], run["horizon"]
+
+
+def compare_hybrid_seq2seq(runs: list[dict], window_files: dict) -> list[dict]:
+    """Hybrid vs seq2seq on the same windows and seeds, per (dataset, L, H), with the hybrid's span;
+    `window_files` maps (case, model, seed) to the run's per-window test MSE (.npy)."""
+    cases = {}
+    for run in runs:
+        if run["model"] in ("hybrid", "seq2seq"):
+            errors = np.load(window_files[(case_of(run), run["model"], run["seed"])])
+            cases.setdefault(case_of(run), {}).setdefault(run["model"], {})[run["seed"]] = (run, errors)
+    paired = []
+    for (dataset, features, lookback, horizon), models in cases.items():
+        if len(models) < 2 or not set(models["hybrid"]) & set(models["seq2seq"]):
+            continue
+        errors = {name: {seed: e for seed, (_, e) in by_seed.items()} for name, by_seed in models.items()}
+        hybrid = [r for r, _ in models["hybrid"].values()]
+        paired.append({"dataset": dataset, "features": features, "lookback": lookback, "horizon": horizon,
+                       "a": "hybrid", "b": "seq2seq", **paired_comparison(errors["hybrid"], errors["seq2seq"], horizon),
+                       "keys": lookback // hybrid[0]["key_segment"],
+                       "attention_span_steps": float(np.mean([r["attention_span_steps"] for r in hybrid])),
+                       "normalised_span": float(np.mean([r["normalised_span"] for r in hybrid]))})
+    return paired

@@ -93,12 +93,12 @@ def results_markdown(summary: list[dict], ablation: list[dict], models: tuple[st
             cells += [f"{row['train_time_s']['mean']:.0f}", len(row["seeds"])]
             table.append(cells)
         lines += [markdown_table(headers, table), ""]
-        if dataset in selections:
-            s = selections[dataset]
+        chosen = [s for s in selections.values() if (s["dataset"], s["lookback"]) == (dataset, lookback)]
+        for s in chosen:
             scores = ", ".join(f"{label} {value:.4f}" for label, value in s["scores"].items())
-            lines += [f"Options of the hybrid and seq2seq chosen on the validation windows ({s['validation_windows']} "
-                      f"windows, {s['model']}, seed {s['seed']}, validation MSE): **{s['chosen']}** "
-                      f"{s['options']}; candidates: {scores}.", ""]
+            lines += [f"Options of the hybrid and seq2seq chosen on the validation windows at H={s['horizon']} "
+                      f"({s['validation_windows']} windows, {s['model']}, seed {s['seed']}, validation MSE): "
+                      f"**{s['chosen']}** {s['options']}; candidates: {scores}.", ""]
         horizons = sorted({r["horizon"] for r in rows})
         same = [r for r in published_for(dataset, features, [lookback])["same_lookback"]]
         if same:
