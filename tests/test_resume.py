@@ -1,7 +1,8 @@
 """A training interrupted mid-run (kill -9, Ctrl-C) resumes from its last epoch, in the same MLflow
 runs, to the result an uninterrupted run gives, for the commands of Parts 1 and 2 (`training.fit`'s
-own resume, early stopping included, is tested in test_tracking.py). Part 3 trains in stages, each a
-resumable `training.fit` with its own checkpoint; its kill-and-rerun case is not written yet.
+own resume, early stopping included, is tested in test_tracking.py). Part 3 trains a codec, then
+the transition in stages, each a resumable `training.fit` with its own checkpoint: its case kills
+the command once the first stage is done and checks that the rerun keeps the codec and the first stage.
 
 The interrupted command runs in a subprocess (a signal must hit a real process); the uninterrupted
 reference and the rerun run in-process through `cli.main`, the same entry point, to save the
@@ -13,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,3 +152,60 @@ def test_interrupted_command_reruns_to_the_same_runs_and_results(part, how, seri
                                                                    references, capsys):
     _assert_interrupted_run_resumes(PARTS[part], signal.Signals[how], series_csv, tmp_path, environment, references,
                                     capsys)
+
+
+# ----------------------------------------------------------------------------- Part 3
+
+VIDEO = ["video", "--models", "htap", "--seeds", "0", "--epochs", "2", "--stages", "2", "--train-sequences", "8",
+         "--batch-size", "2", "--test-sequences", "3", "--context", "4", "--horizon", "3", "--eval-length", "8"]
+
+
+def _video(folder: Path) -> list[str]:
+    return [*VIDEO, "--out", str(folder / "out"), "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}"]
+
+
+def _video_numbers(folder: Path) -> dict:
+    results = json.loads((folder / "out" / "video" / "results.json").read_text())
+    htap = results["models"]["htap"]
+    return _flat({"metrics": htap["metrics"], "per_frame": htap["per_frame"], "codec": results["codec"]["metrics"]})
+
+
+@pytest.mark.slow
+@pytest.mark.backend
+def test_video_killed_after_its_first_stage_reruns_to_the_same_results(tmp_path, environment, backend, capsys):
+    # Part 3 runs on tensorflow by default, several times faster than on torch; resuming is
+    # `training.fit`'s, which the cases above exercise on torch.
+    if backend != "tensorflow":
+        pytest.skip("Part 3's resume runs in the tensorflow pass (make test-tensorflow)")
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "seqattn.cli", *_video(killed)], env=environment,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Killed once the first stage is done: the second resumes with the optimizer state the first
+    # left (Adam's moments carry over from stage to stage), whether from its own backup or not.
+    while proc.poll() is None and not any(killed.glob("out/video/runs/htap-*/stage1.weights.h5")):
+        time.sleep(0.05)
+    assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read()[-2000:]}"
+    proc.kill()
+    proc.wait()
+    [state] = killed.glob("out/video/runs/htap-*")
+    [codec] = killed.glob("out/video/runs/codec-*/codec.weights.h5")
+    kept = {path: path.stat().st_mtime_ns for path in (codec, state / "stage1.weights.h5")}
+    assert not (state / "stage2.weights.h5").exists()
+    assert not (killed / "out" / "video" / "results.json").exists()
+
+    assert cli.main(_video(killed)) == 0
+    assert {path: path.stat().st_mtime_ns for path in kept} == kept  # the codec and stage 1 were not retrained
+    reference = tmp_path / "reference"
+    assert cli.main(_video(reference)) == 0
+    resumed, expected = _video_numbers(killed), _video_numbers(reference)
+    assert resumed.keys() == expected.keys()
+    for name, value in expected.items():
+        assert resumed[name] == (pytest.approx(value, rel=1e-5, abs=1e-6) if isinstance(value, float) else value), name
+
+    mlflow.set_tracking_uri(f"sqlite:///{killed / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["seqattn-part3-video"], output_format="list")
+    mlflow.set_tracking_uri(f"sqlite:///{reference / 'mlflow.db'}")
+    reference_runs = mlflow.search_runs(experiment_names=["seqattn-part3-video"], output_format="list")
+    assert len(runs) == len(reference_runs)  # the rerun continued the killed command's runs
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert not any(killed.rglob("backup"))

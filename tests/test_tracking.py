@@ -383,3 +383,23 @@ def test_early_stopping_survives_a_resume(tmp_path):
     for got, want in zip(weights, reference_weights, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6)  # the best weights of epoch 1, not of epoch 3
     assert not (tmp_path / "resumed" / "backup").exists()  # training ended: no state left behind
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("weights", [b"\x89HDF\r\n\x1a\n cut short", None])
+def test_a_first_backup_cut_short_restarts_training_from_epoch_0(tmp_path, weights):
+    """Killed while Keras wrote the first epoch's backup: the weights file is half-written (Keras
+    cannot open it and has no older one), or whole but without the epoch record that follows it."""
+    reference, reference_weights = _fit_with_early_stopping(tmp_path / "ref")
+    backup = tmp_path / "cut" / "backup"
+    backup.mkdir(parents=True)
+    if weights is None:  # whole weights of a model one epoch in, no training_metadata.json yet
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.set_weights([np.ones((3, 1), "float32"), np.ones(1, "float32")])
+        model.save_weights(backup / "latest.weights.h5")
+    else:
+        (backup / "latest.weights.h5").write_bytes(weights)
+    history, got = _fit_with_early_stopping(tmp_path / "cut")
+    assert history.epoch == reference.epoch
+    for g, want in zip(got, reference_weights, strict=True):
+        np.testing.assert_allclose(g, want, rtol=1e-6)

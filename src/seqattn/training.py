@@ -13,6 +13,7 @@ generator, so without it a resumed run would see other batches than an uninterru
 
 import json
 import os
+import shutil
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -147,6 +148,19 @@ def _first_batch(x):
     return x[:2]
 
 
+def _discard_unfinished_first_backup(backup_dir: Path) -> None:
+    """Remove a backup whose first save was cut short, so training starts over from epoch 0.
+
+    BackupAndRestore writes the weights, then the epoch they belong to. Weights with no epoch
+    record and no previous backup are the first epoch's save killed midway: a half-written file
+    Keras cannot open (and no older one to fall back to), or complete weights it would resume from
+    as if no epoch had run.
+    """
+    if (backup_dir / "latest.weights.h5").exists() and not (backup_dir / "training_metadata.json").exists() \
+            and not (backup_dir / "latest.weights.h5.bkp").exists():
+        shutil.rmtree(backup_dir)
+
+
 def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: int, callbacks=(), **fit_kwargs):
     """`model.fit` that resumes from the last completed epoch saved under `state_dir`.
 
@@ -162,6 +176,7 @@ def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: in
         with context.scope():  # tensorflow: variables built outside the strategy are not mirrored
             model(_first_batch(x))
     backup_dir = Path(state_dir) / "backup"
+    _discard_unfinished_first_backup(backup_dir)
     # double_checkpoint keeps the previous epoch's backup, so a kill while Keras writes the newest
     # one (weights, then metadata, neither atomic) resumes from the one before, not a corrupt file.
     backup = keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True, delete_checkpoint=True)

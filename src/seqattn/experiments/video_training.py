@@ -31,6 +31,7 @@ import numpy as np
 from keras import ops
 
 from seqattn import training
+from seqattn.io import atomic_path
 from seqattn.data import moving_mnist
 
 
@@ -231,12 +232,37 @@ def stage_weights(state_dir: Path, k: int) -> Path:
     return state_dir / f"stage{k}.weights.h5"
 
 
+def stage_optimizer(state_dir: Path, k: int) -> Path:
+    return state_dir / f"stage{k}.optimizer.npz"
+
+
+def save_optimizer_state(optimizer, path: Path) -> None:
+    """The optimizer's variables (step count, Adam's moments) in order, written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, *[ops.convert_to_numpy(v) for v in optimizer.variables])
+
+
+def load_optimizer_state(optimizer, variables, path: Path) -> None:
+    """Build `optimizer` for `variables` and give it the state `save_optimizer_state` wrote."""
+    if not optimizer.built:
+        optimizer.build(variables)
+    with np.load(path) as saved:
+        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    if len(values) != len(optimizer.variables):
+        raise ValueError(f"{path} holds {len(values)} optimizer variables; this model's optimizer has "
+                         f"{len(optimizer.variables)}")
+    for variable, value in zip(optimizer.variables, values):
+        variable.assign(value)
+
+
 def train_transition(predictor, pool: tuple[np.ndarray, np.ndarray], stages: list[Stage], config, seed: int,
                      state_dir: Path, on_stage_end=None) -> list[dict]:
     """Train the transition stage by stage, the codec frozen; skip stages finished before.
 
     `on_stage_end(k, stage)` runs after each stage, newly trained or not (e.g. to evaluate the
-    checkpoint). Returns per stage {"stage", "length", "context", "updates", "final_loss"}.
+    checkpoint). One Adam optimizer carries its moments from stage to stage, so each finished stage
+    saves them beside its weights: a run resumed after stage k continues with the optimizer an
+    uninterrupted run would have, not a fresh one. Returns per stage {"stage", "length", "context", "updates", "final_loss"}.
     """
     predictor.encoder.trainable = False
     predictor.decoder.trainable = False
@@ -247,6 +273,9 @@ def train_transition(predictor, pool: tuple[np.ndarray, np.ndarray], stages: lis
         entry = {"stage": k, "length": stage.length, "context": stage.context, "updates": stage.updates}
         if done.is_file():
             predictor.load_weights(done)
+            if stage_optimizer(state_dir, k).is_file():  # absent in state saved before it was kept
+                load_optimizer_state(optimizer, TransitionTrainer(predictor, stage.context, []).trainable_variables,
+                                     stage_optimizer(state_dir, k))
         else:
             keras.utils.set_random_seed(seed * 1_000 + k)
             decoded = decoded_steps(stage.length, config.decode_every)
@@ -257,6 +286,7 @@ def train_transition(predictor, pool: tuple[np.ndarray, np.ndarray], stages: lis
             history = training.fit(trainer, windows, epochs=stage.epochs, state_dir=state_dir / f"stage{k}",
                                    seed=seed * 1_000 + k, callbacks=[_EpochSync(windows)], shuffle=False, verbose=0)
             entry["final_loss"] = float(history.history["loss"][-1]) if history.history.get("loss") else math.nan
+            save_optimizer_state(optimizer, stage_optimizer(state_dir, k))  # before the weights that mark the stage done
             save_weights_atomic(predictor, done)
         log.append(entry)
         if on_stage_end is not None:
