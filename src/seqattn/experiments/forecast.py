@@ -38,9 +38,9 @@ from seqattn.data import chaotic, ett
 from seqattn.data.windows import Series, fraction_borders, make_windows
 from seqattn.experiments import forecast_report as report
 from seqattn.experiments.common import config_tag, write_outputs
-from seqattn.experiments.forecast_eval import (
-    CHAOTIC, PART, attention_summary, case_of, compare_hybrid_seq2seq, segments, select_options,
-    train_and_evaluate, validation_windows,
+from seqattn.experiments.forecast_eval import (  # noqa: F401 - build_model and predict: Part 2's names for them
+    CHAOTIC, PART, attention_summary, build_model, case_of, compare_hybrid_seq2seq, predict, segments,
+    select_options, train_and_evaluate, validation_windows,
 )
 from seqattn.io import ensure_writable_dir, environment_info
 from seqattn.models.forecaster import DECODINGS, RNNS
