@@ -27,7 +27,7 @@ def test_a_bad_option_on_the_default_backend_is_one_stderr_line(tmp_path):
 @pytest.mark.parametrize("omp, threads", [(None, "unset unset"), ("1", "1 1")])
 def test_tensorflow_keeps_its_thread_default_unless_omp_num_threads_is_set(tmp_path, omp, threads):
     """Unset, tensorflow picks one thread per core; OMP_NUM_THREADS=1 is what parallel lanes use."""
-    code = ("import os; from seqattn.backend import select_backend; select_backend('tensorflow'); "
+    code = ("import os; from seqattn.backend import import_quietly, select_backend; select_backend('tensorflow'); import_quietly(); "
             "import tensorflow as tf; tf.constant(1.0) + 1; "
             "print(os.environ.get('TF_NUM_INTRAOP_THREADS', 'unset'), os.environ.get('TF_NUM_INTEROP_THREADS', 'unset'))")
     result = _python(["-c", code], tmp_path, **({} if omp is None else {"OMP_NUM_THREADS": omp}))

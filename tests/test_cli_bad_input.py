@@ -78,7 +78,7 @@ def _common(part: str) -> list[Case]:
 
 
 def _ints(part: str, option: str, values=("nan", "inf", "-inf", "x", "2.5")) -> list[Case]:
-    """Non-integers, which argparse's int type (or cli.positive_int) rejects when parsing."""
+    """Non-integers, which argparse's int type rejects when parsing."""
     return [Case(part, option, _value(option, value), f"argument {option}: ") for value in values]
 
 
@@ -124,8 +124,10 @@ def _forecast() -> list[Case]:
         Case("forecast", "--decoding", ("--decoding", "beam"), "argument --decoding: invalid choice: 'beam'"),
         Case("forecast", "--models", ("--models", "hybrid", "arima"), "argument --models: invalid choice: 'arima'"),
     ]
-    for option in ("--lookback", "--horizon", "--epochs", "--segment"):
-        cases += _ints("forecast", option, values=("0", "-1", "nan", "inf", "-inf", "x"))
+    for option in ("--lookback", "--horizon", "--epochs", "--segment", "--key-segment"):
+        cases += _ints("forecast", option, values=("nan", "inf", "-inf", "x", "2.5"))
+        cases += [Case("forecast", option, _value(option, value),
+                       f"{option} must be a positive integer; got {value}", 1) for value in ("0", "-1")]
     return cases
 
 

@@ -21,7 +21,8 @@ def select_backend(name: str | None = None) -> str:
     """Set KERAS_BACKEND to `name` (or the environment's, or DEFAULT_BACKEND) and return it.
 
     On tensorflow this also sets its thread policy (`limit_tensorflow_threads`), which TensorFlow
-    reads only when it starts.
+    reads only when it starts. Nothing is imported: `import_quietly` loads the backend when a
+    command is about to use keras (`seqattn ui` never does).
     """
     name = name or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
     if name not in BACKENDS:
@@ -38,7 +39,6 @@ def select_backend(name: str | None = None) -> str:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     if name == "tensorflow":
         limit_tensorflow_threads()
-        _import_tensorflow_quietly()
     else:
         # keras.utils.set_random_seed imports TensorFlow whenever it is installed, only to seed it,
         # and its oneDNN notice then lands above a user's one-line error; TF computes nothing here.
@@ -53,13 +53,14 @@ _TENSORFLOW_LOAD_NOTICES = ("All log messages before absl::InitializeLog() is ca
                             "oneDNN custom operations are on")
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its load notices filtered out of stderr; anything else it prints stays.
+def import_quietly() -> None:
+    """On tensorflow, import it with its load notices filtered out of stderr; anything else it
+    prints stays.
 
     Otherwise four lines of them would come before a one-line user error (keras imports TensorFlow
-    when the command line loads a part).
+    when the command line loads a part). Call it after `select_backend`, before importing keras.
     """
-    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+    if os.environ.get("KERAS_BACKEND") != "tensorflow" or "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
     sys.stderr.flush()
     saved = os.dup(2)

@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-from seqattn.backend import BACKENDS, DEFAULT_BACKEND, select_backend
+from seqattn.backend import BACKENDS, DEFAULT_BACKEND, import_quietly, select_backend
 from seqattn.errors import SeqattnError
 
 # Only the chosen part's module is imported (each pulls in keras and its models).
@@ -25,17 +25,6 @@ PROFILES = ("quick", "paper", "full")
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # as seqattn.tracking
 UI_DESCRIPTION = "MLflow UI on the project's tracking store, the runs of every part (binds 127.0.0.1)"
 MAX_SEED = 2**32 - 1  # numpy's seed range, which keras.utils.set_random_seed passes on
-
-
-def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1 (rejects 0, negatives, '1.5', 'nan', 'inf')."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value!r}")
-    return number
 
 
 def seed_int(value: str) -> int:
@@ -92,8 +81,11 @@ def preselect_backend(argv: list[str]) -> bool:
 
 
 def _port(value: str) -> int:
-    port = positive_int(value)
-    if port > 65535:
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number in [1, 65535]; got {value!r}")
     return port
 
@@ -144,6 +136,7 @@ def run_ui(args: argparse.Namespace) -> None:
 
 
 def load_part(name: str):
+    import_quietly()  # the part's module imports keras, and keras the backend
     return importlib.import_module(f"seqattn.experiments.{name}")
 
 

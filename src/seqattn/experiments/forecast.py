@@ -33,11 +33,10 @@ from pathlib import Path
 import keras
 
 from seqattn import tracking, training
-from seqattn.cli import positive_int
 from seqattn.data import chaotic, ett
 from seqattn.data.windows import Series, fraction_borders, make_windows
 from seqattn.experiments import forecast_report as report
-from seqattn.experiments.common import config_tag, write_outputs
+from seqattn.experiments.common import PositiveInt, config_tag, write_outputs
 from seqattn.experiments.forecast_eval import (  # noqa: F401 - build_model and predict: Part 2's names for them
     CHAOTIC, PART, attention_summary, build_model, case_of, compare_hybrid_seq2seq, predict, segments,
     select_options, train_and_evaluate, validation_windows,
@@ -165,17 +164,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset", type=_dataset_name, nargs="+", default=None, metavar="NAME",
         help=f"one or more of {', '.join(DATASETS)}, csv:PATH (a CSV with a date column); default: the profile's",
     )
-    parser.add_argument("--lookback", type=positive_int, nargs="+", default=None, metavar="L",
+    parser.add_argument("--lookback", action=PositiveInt, nargs="+", default=None, metavar="L",
                         help="lookback window(s)")
-    parser.add_argument("--horizon", type=positive_int, nargs="+", default=None, metavar="H", help="horizon(s)")
+    parser.add_argument("--horizon", action=PositiveInt, nargs="+", default=None, metavar="H", help="horizon(s)")
     parser.add_argument("--features", choices=ett.FEATURES, default=None, help="M: all channels, S: the target only")
-    parser.add_argument("--epochs", type=positive_int, default=None, help="maximum training epochs")
+    parser.add_argument("--epochs", action=PositiveInt, default=None, help="maximum training epochs")
     parser.add_argument("--rnn", choices=RNNS, default=None, help="recurrent cell of the hybrid and seq2seq")
     parser.add_argument("--decoding", choices=DECODINGS, default=None, help="decoder of the hybrid and seq2seq")
-    parser.add_argument("--segment", type=positive_int, default=None,
+    parser.add_argument("--segment", action=PositiveInt, default=None,
                         help="steps per decoder output segment (its gcd with H is used); also per key "
                              "unless a key segment is set")
-    parser.add_argument("--key-segment", type=positive_int, default=None,
+    parser.add_argument("--key-segment", action=PositiveInt, default=None,
                         help="steps per encoder segment, i.e. per attention key (its gcd with L is used)")
     parser.add_argument("--revin", action=argparse.BooleanOptionalAction, default=None,
                         help="reversible instance normalisation in the hybrid and seq2seq")
