@@ -40,26 +40,35 @@ FORECAST_ROWS = (
     PublishedForecast(
         "lstma", "LSTMa", "Zhou et al. (2021), Informer, AAAI, Table 2", "zhou2021informer", "etth1", None,
         {336: 1.424, 720: 1.960}),
-    # TimeMixer, iTransformer and SegRNN as listed in the project's issue 17 (the strongest rows at
-    # L=96 and the best recurrent one at L=720), not yet checked against the papers' own tables.
+    # TimeMixer (Table 13, unified hyperparameters) and iTransformer (Table 10): their appendices' full
+    # long-term results at the unified lookback L=96. Checked against transcriptions of those tables
+    # (a TimeMixer reproduction's "paper MSE" column; the SegRNN README's L=96 table, whose other rows
+    # come from iTransformer), which agree with each other and with both papers' averages (0.447, 0.454).
     PublishedForecast(
         "timemixer", "TimeMixer",
-        "Wang et al. (2024), TimeMixer: Decomposable Multiscale Mixing for Time Series Forecasting, ICLR (L=96)",
+        "Wang et al. (2024), TimeMixer: Decomposable Multiscale Mixing for Time Series Forecasting, ICLR, "
+        "Table 13 (L=96)",
         "wang2024timemixer", "etth1", 96, {96: 0.375, 192: 0.429, 336: 0.484, 720: 0.498}),
     PublishedForecast(
         "itransformer", "iTransformer",
-        "Liu et al. (2024), iTransformer: Inverted Transformers Are Effective for Time Series Forecasting, ICLR (L=96)",
+        "Liu et al. (2024), iTransformer: Inverted Transformers Are Effective for Time Series Forecasting, ICLR, "
+        "Table 10 (L=96)",
         "liu2024itransformer", "etth1", 96, {96: 0.386, 192: 0.441, 336: 0.487, 720: 0.503}),
+    # DLinear (L=336) and PatchTST/64 (L=512) as also reprinted side by side in PatchTST's Table 3.
     PublishedForecast(
         "dlinear", "DLinear", "Zeng et al. (2023), AAAI, Table 2", "zeng2023transformers", "etth1", 336,
         {96: 0.375, 192: 0.405, 336: 0.439, 720: 0.472}),
     PublishedForecast(
         "patchtst", "PatchTST/64", "Nie et al. (2023), A Time Series is Worth 64 Words, ICLR, Table 3",
         "nie2023patchtst", "etth1", 512, {96: 0.370, 192: 0.413, 336: 0.422, 720: 0.447}),
+    # SegRNN's main multivariate table (L=720) is an image in the paper and its repository, not read
+    # here; these are the ETTh1 MSE values an independent reproduction quotes from it and matches by
+    # rerunning the official ETTh1 script at L=720 (0.3510, 0.3925, 0.4233, 0.4657). The 0.392 at H=192
+    # is the MSE there (the MAE at H=96 happens to be 0.392 too).
     PublishedForecast(
         "segrnn", "SegRNN",
         "Lin et al. (2023), SegRNN: Segment Recurrent Neural Network for Long-Term Time Series Forecasting, "
-        "arXiv:2308.11200 (L=720)", "lin2023segrnn", "etth1", 720,
+        "arXiv:2308.11200, Table 2 (L=720)", "lin2023segrnn", "etth1", 720,
         {96: 0.351, 192: 0.392, 336: 0.423, 720: 0.466}),
 )
 
@@ -82,8 +91,8 @@ def mse_by_key(dataset: str, keys: tuple[str, ...]) -> dict[str, dict]:
     return table
 
 
-# The rows the paper's ETTh1 table cites (those with an entry in paper/references.bib).
-PUBLISHED_ETTH1_MSE = mse_by_key("etth1", ("repeat", "lstma", "dlinear", "patchtst"))
+# Every ETTh1 row, as the paper reads them (each has an entry in paper/references.bib).
+PUBLISHED_ETTH1_MSE = mse_by_key("etth1", tuple(row.key for row in forecast_rows("etth1")))
 
 # OpenSTL's ConvLSTM on Moving MNIST 10 -> 10, per-frame MSE after 200 epochs (Tan et al., 2023).
 OPENSTL_CONVLSTM_MSE = 29.80
