@@ -7,9 +7,9 @@ import re
 
 from paper import claims
 from paper.results import (
-    PartResults, environment, etth1_table_rows, forecast_ablation, forecast_attention_span, forecast_config,
-    forecast_report_lookback, forecast_seeds, forecast_valid_prediction_time, hybrid_etth1, retrieval_config,
-    retrieval_metric, wall_time_s,
+    PartResults, environment, etth1_table_rows, forecast_ablation, forecast_config, forecast_lookbacks,
+    forecast_pairs, forecast_seeds, forecast_selections, forecast_valid_prediction_time, hybrid_etth1,
+    retrieval_config, retrieval_metric, wall_time_s,
 )
 from paper.text import count, duration, every, latex_escape, listing, num, pct, plural, pm, words
 from paper.video_results import (
@@ -24,24 +24,64 @@ from seqattn.metrics.forecast import VPT_THRESHOLD
 # ---- Part 2 sentences -------------------------------------------------------------------------
 
 
-def etth1_comparison_words(forecast: PartResults) -> dict[str, str]:
-    hybrid = hybrid_etth1(forecast)
-    dlinear = PUBLISHED_ETTH1_MSE["dlinear"]["mse"]
-    lstma = PUBLISHED_ETTH1_MSE["lstma"]["mse"]
-    shared = [h for h in sorted(hybrid) if h in dlinear]
-    at_or_below = [h for h in shared if round(hybrid[h].mse.mean, 3) <= dlinear[h]]
-    first = min(hybrid)
-    vs_lstma = [h for h in sorted(hybrid) if h in lstma]
-    return {
-        "hybridFirstH": str(first),
-        "hybridFirstMSE": num(hybrid[first].mse.mean, 3),
-        "hybridVsDlinear": claims.dlinear_words(at_or_below, shared),
-        "hybridVsLSTMa": claims.lstma_words(vs_lstma, [100 * (1 - hybrid[h].mse.mean / lstma[h]) for h in vs_lstma]),
-    }
+def mean_over(values: dict[int, float], horizons: list[int]) -> float:
+    return sum(values[h] for h in horizons) / len(horizons)
+
+
+def forecast_headline(forecast: PartResults) -> str:
+    """The abstract's Part 2 clause: the hybrid against TimeMixer at TimeMixer's lookback, where it
+    ran, and at its own best lookback (lowest MSE averaged over the horizons) against PatchTST/64."""
+    hybrid = {lookback: {h: row.mse.mean for h, row in rows.items()}
+              for lookback, rows in hybrid_etth1(forecast).items()}
+    timemixer, patchtst = PUBLISHED_ETTH1_MSE["timemixer"], PUBLISHED_ETTH1_MSE["patchtst"]
+    clauses = []
+    if timemixer["lookback"] in hybrid:
+        versus = claims.published_words(timemixer["label"], hybrid[timemixer["lookback"]], timemixer["mse"])
+        clauses.append(f"is {versus} at $L={timemixer['lookback']}$")
+    horizons = {L: sorted(set(mse) & set(patchtst["mse"])) for L, mse in hybrid.items()}
+    means = {L: mean_over(mse, horizons[L]) for L, mse in hybrid.items() if horizons[L]}
+    best = claims.best_lookback(means)
+    shared = horizons[best]
+    comparison = claims.mean_versus_words(means[best], patchtst["label"], mean_over(patchtst["mse"], shared),
+                                          patchtst["lookback"])
+    where = f"over the {words(len(shared))} horizons" if len(shared) > 1 else f"at $H={shared[0]}$"
+    clauses.append(f"at its best lookback, $L={best}$, averages {comparison} {where}")
+    return ", and ".join(clauses)
+
+
+def selection_sentence(forecast: PartResults) -> str:
+    """One sentence on how the options were chosen: on validation windows, per lookback."""
+    selections = forecast_selections(forecast)
+    if not selections:
+        return ""
+    first = next(iter(selections.values()))
+    chosen = [f"{latex_escape(s.chosen)} at $L={lookback}$" for lookback, s in sorted(selections.items())]
+    single = sorted({(lookback, lookback // p.keys) for (lookback, _), p in forecast_pairs(forecast).items()
+                     if lookback not in selections})
+    chosen += [f"at $L={lookback}$ only {segment}-step keys stay within {forecast_config(forecast, 'max_keys')} keys"
+               for lookback, segment in single]
+    return (f"Options are chosen on validation windows only (by the {latex_escape(first.model)}'s MSE, "
+            f"$H={first.horizon}$, seed {first.seed}): {'; '.join(chosen)}.")
+
+
+def paired_sentence(forecast: PartResults) -> str:
+    pairs = forecast_pairs(forecast)
+    return claims.paired_verdict([pairs[key] for key in sorted(pairs)])
+
+
+def forecast_span_words(forecast: PartResults) -> str:
+    """The hybrid's Attention Span per lookback, averaged over horizons and seeds."""
+    pairs = forecast_pairs(forecast)
+    by_lookback = {}
+    for (lookback, _), pair in sorted(pairs.items()):
+        by_lookback.setdefault(lookback, []).append(pair)
+    steps = ", ".join(num(sum(p.span for p in ps) / len(ps), 1) for ps in by_lookback.values())
+    normalised = ", ".join(num(sum(p.normalised_span for p in ps) / len(ps), 2) for ps in by_lookback.values())
+    return f"{steps} steps at $L={', '.join(str(L) for L in by_lookback)}$ (normalised: {normalised})"
 
 
 def repeat_check_sentence(forecast: PartResults) -> str:
-    models, horizons, cells = etth1_table_rows(forecast)
+    models, horizons, cells = etth1_table_rows(forecast, forecast_lookbacks(forecast)[0])
     published = PUBLISHED_ETTH1_MSE["repeat"]["mse"]
     shared = [h for h in horizons if ("repeat", h) in cells and h in published]
     if not shared:
@@ -70,9 +110,9 @@ def chaotic_sentence(forecast: PartResults) -> str:
     found = {name: vpt for name, vpt in found.items() if vpt is not None}
     if not found:
         return ""
-    listed = " and ".join(f"{pm(vpt, 2)} time units on {name}" for name, vpt in found.items())
+    listed = " and ".join(f"{pm(vpt, 2)} on {name}" for name, vpt in found.items())
     return (f"On the chaotic series the hybrid's valid prediction time (normalised RMSE below "
-            f"{VPT_THRESHOLD:g}) is {listed}.")
+            f"{VPT_THRESHOLD:g}) is {listed}, in time units.")
 
 
 def ablation_sentence(forecast: PartResults) -> str:
@@ -88,8 +128,9 @@ def not_run_words(forecast: PartResults, video: PartResults) -> str:
     items = ["training to convergence on a GPU"]
     if "etth2" not in set(forecast_config(forecast, "datasets")):
         items.append("ETTh2")
-    if 336 not in forecast_config(forecast, "lookbacks"):
-        items.append("lookback 336")
+    missing = [str(L) for L in (96, 336, 720) if L not in forecast_lookbacks(forecast)]
+    if missing:
+        items.append(f"lookback{'s' if len(missing) > 1 else ''} {listing(missing)}")
     if forecast_config(forecast, "features") == "M":
         items.append("the univariate ('S') setting")
     if not forecast_ablation(forecast):
@@ -243,9 +284,12 @@ def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
         "retrievalEpochs": plural(int(retrieval_config(attention, "epochs")), "epoch"),
         "retrievalNSeeds": words(len(attention.get("seeds"))),
         # Part 2
-        "forecastLookback": str(forecast_report_lookback(forecast)),
+        "forecastLookbacks": ", ".join(str(L) for L in forecast_lookbacks(forecast)),
         "forecastNSeeds": words(len(forecast_seeds(forecast))),
-        "forecastSpan": num(forecast_attention_span(forecast), 1),
+        "forecastHeadline": forecast_headline(forecast),
+        "forecastSelection": selection_sentence(forecast),
+        "pairedVerdict": paired_sentence(forecast),
+        "forecastSpan": forecast_span_words(forecast),
         "forecastRNN": str(forecast_config(forecast, "rnn")).upper(),
         "forecastSegment": str(forecast_config(forecast, "segment")),
         "forecastDecoding": latex_escape(str(forecast_config(forecast, "decoding"))),
@@ -254,9 +298,6 @@ def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
         "repeatCheck": repeat_check_sentence(forecast),
         "forecastAblation": ablation_sentence(forecast),
         "notRun": not_run_words(forecast, video),
-        "dlinearLookback": str(PUBLISHED_ETTH1_MSE["dlinear"]["lookback"]),
-        "patchtstLookback": str(PUBLISHED_ETTH1_MSE["patchtst"]["lookback"]),
-        **etth1_comparison_words(forecast),
         # Part 3
         **video_macros(video),
         # The run

@@ -84,6 +84,12 @@ def load_results(results_dir: Path) -> dict[str, PartResults]:
                 f"`python sequence_attention.py --profile paper --out {results_dir}` first"
             )
         parts[part] = read_part(path)
+    if not (parts["forecast"].has("selection") and parts["forecast"].has("paired")):
+        raise DataError(
+            f"{parts['forecast'].path}: missing key 'paired', which the paper needs: this results.json predates "
+            f"Part 2's validation-only selection and paired comparison; rerun Part 2 (`python sequence_attention.py "
+            f"--profile paper --parts forecast --out {results_dir}`)"
+        )
     if not parts["video"].has("windows"):
         raise DataError(
             f"{parts['video'].path}: missing key 'windows', which the paper needs: this results.json predates "
@@ -151,9 +157,9 @@ def forecast_rows(forecast: PartResults) -> list[ForecastRow]:
     return rows
 
 
-def forecast_report_lookback(forecast: PartResults) -> int:
-    """The lookback of the ETTh1 table: the first the part ran."""
-    return int(forecast.get("config", "lookbacks")[0])
+def forecast_lookbacks(forecast: PartResults) -> list[int]:
+    """The lookbacks of the ETT series, in the order the part ran them."""
+    return [int(lookback) for lookback in forecast.get("config", "lookbacks")]
 
 
 def forecast_seeds(forecast: PartResults) -> list:
@@ -183,20 +189,14 @@ def forecast_ablation(forecast: PartResults) -> list[tuple[str, int, float]]:
     return [(str(a["variant"]), int(a["horizon"]), float(a["mse"])) for a in forecast.data.get("ablation") or []]
 
 
-def forecast_attention_span(forecast: PartResults) -> float:
-    """Attention Span of the hybrid's decoder over the lookback, in time steps (one trained model)."""
-    return forecast.number("attention", "span_steps")
-
-
-def etth1_table_rows(forecast: PartResults) -> tuple[list[str], list[int], dict]:
-    """Our multivariate ETTh1 MSE by model and horizon, at the part's reported lookback."""
+def etth1_table_rows(forecast: PartResults, lookback: int) -> tuple[list[str], list[int], dict]:
+    """Our multivariate ETTh1 MSE by model and horizon at one lookback: (models, horizons, cells)."""
     rows = [r for r in forecast_rows(forecast) if r.dataset == "etth1" and r.features == "M"]
     if not rows:
         raise DataError(f"{forecast.path}: no multivariate ETTh1 rows (dataset 'etth1', features 'M')")
-    lookback = forecast_report_lookback(forecast)
     rows = [r for r in rows if r.lookback == lookback]
     if not rows:
-        raise DataError(f"{forecast.path}: no ETTh1 'M' rows at the reported lookback {lookback}")
+        raise DataError(f"{forecast.path}: no ETTh1 'M' rows at lookback {lookback}")
     preferred = ["repeat", "dlinear", "seq2seq", "rnn", "hybrid"]
     present = {r.model for r in rows}
     models = [m for m in preferred if m in present] + sorted(present - set(preferred))
@@ -205,11 +205,72 @@ def etth1_table_rows(forecast: PartResults) -> tuple[list[str], list[int], dict]
     return models, horizons, cells
 
 
-def hybrid_etth1(forecast: PartResults) -> dict[int, ForecastRow]:
-    models, horizons, cells = etth1_table_rows(forecast)
-    if "hybrid" not in models:
-        raise DataError(f"{forecast.path}: no ETTh1 'M' rows for model 'hybrid'")
-    return {h: cells[("hybrid", h)] for h in horizons if ("hybrid", h) in cells}
+def hybrid_etth1(forecast: PartResults) -> dict[int, dict[int, ForecastRow]]:
+    """The hybrid's multivariate ETTh1 rows by lookback, then horizon."""
+    hybrid = {}
+    for lookback in forecast_lookbacks(forecast):
+        _, horizons, cells = etth1_table_rows(forecast, lookback)
+        hybrid[lookback] = {h: cells[("hybrid", h)] for h in horizons if ("hybrid", h) in cells}
+        if not hybrid[lookback]:
+            raise DataError(f"{forecast.path}: no ETTh1 'M' rows for model 'hybrid' at lookback {lookback}")
+    return hybrid
+
+
+@dataclass(frozen=True)
+class ForecastPair:
+    """The hybrid against the same RNN without attention at one (L, H): the relative change of the
+    mean MSE in percent with its 95% bootstrap interval, and the hybrid's Attention Span (steps and
+    normalised, mean over seeds) over its `keys` encoder segments."""
+
+    pct: float
+    low: float
+    high: float
+    keys: int
+    span: float
+    normalised_span: float
+
+
+def forecast_pairs(forecast: PartResults) -> dict[tuple[int, int], ForecastPair]:
+    """(lookback, horizon) -> the paired hybrid vs seq2seq comparison on multivariate ETTh1."""
+    pairs = {}
+    for i, p in enumerate(forecast.get("paired")):
+        if (p.get("dataset"), p.get("features"), p.get("a"), p.get("b")) != ("etth1", "M", "hybrid", "seq2seq"):
+            continue
+        key = ("paired", i)
+        pairs[(int(forecast.number(*key, "lookback")), int(forecast.number(*key, "horizon")))] = ForecastPair(
+            100 * forecast.number(*key, "relative"), 100 * forecast.number(*key, "relative_low"),
+            100 * forecast.number(*key, "relative_high"), int(forecast.number(*key, "keys")),
+            forecast.number(*key, "attention_span_steps"), forecast.number(*key, "normalised_span"))
+    if not pairs:
+        raise DataError(f"{forecast.path}: 'paired' holds no multivariate ETTh1 hybrid vs seq2seq comparison")
+    return pairs
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The options chosen on validation windows for one lookback: the candidate with the lowest
+    validation MSE of `model` (seed `seed`, horizon `horizon`)."""
+
+    chosen: str
+    candidates: list[str]
+    model: str
+    seed: int
+    horizon: int
+
+
+def forecast_selections(forecast: PartResults, dataset: str = "etth1") -> dict[int, Selection]:
+    """Lookback -> the validation-only choice of options on `dataset`; lookbacks with a single
+    candidate are absent (there was nothing to choose)."""
+    chosen = {}
+    for key, s in forecast.get("selection").items():
+        if s.get("dataset") != dataset:
+            continue
+        try:
+            chosen[int(s["lookback"])] = Selection(str(s["chosen"]), [str(c) for c in s["scores"]], str(s["model"]),
+                                                   int(s["seed"]), int(s["horizon"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{forecast.path}: selection[{key!r}] lacks or mangles {err}") from None
+    return chosen
 
 
 # Across parts ----------------------------------------------------------------------------------

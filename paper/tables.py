@@ -2,7 +2,7 @@
 
 from seqattn.published import PUBLISHED_ETTH1_MSE
 from paper.results import (
-    PartResults, Stat, etth1_table_rows, forecast_model_label, forecast_report_lookback, retrieval_metric,
+    PartResults, Stat, etth1_table_rows, forecast_lookbacks, forecast_model_label, forecast_pairs, retrieval_metric,
 )
 from paper.text import latex_escape, num, pm, signed
 from paper.video_results import (
@@ -40,34 +40,40 @@ def table_retrieval(attention: PartResults) -> str:
     return "\n".join(lines) + "\n"
 
 
+def published_row(row: dict, horizons: list[int], lookback: str) -> str:
+    cells = [num(row["mse"][h], 3) if h in row["mse"] else "--" for h in horizons]
+    return " & ".join([lookback, f"{row['label']}~\\cite{{{row['cite']}}}", *cells]) + " \\\\"
+
+
 def table_etth1(forecast: PartResults) -> str:
-    """Models as rows (ours, then the published ones), horizons as columns."""
-    models, horizons, cells = etth1_table_rows(forecast)
-    lookback = forecast_report_lookback(forecast)
-    best = {h: min(cells[(m, h)].mse.mean for m in models if (m, h) in cells) for h in horizons}
+    """One block per lookback L: the hybrid (mean and std over seeds), its change against the same
+    RNN without attention with its interval, and the published rows measured at that L; then the
+    published rows at lookbacks not run here. Our other models are in the part's results.md; the
+    rows without a lookback (Repeat, LSTMa) are in the prose: the Repeat check, the background."""
+    lookbacks = forecast_lookbacks(forecast)
+    pairs = forecast_pairs(forecast)
+    horizons = etth1_table_rows(forecast, lookbacks[0])[1]
     lines = [
-        f"\\begin{{tabular}}{{l{'c' * len(horizons)}}}",
+        f"\\begin{{tabular}}{{ll{'c' * len(horizons)}}}",
         "\\toprule",
-        "model & " + " & ".join(f"$H={h}$" for h in horizons) + " \\\\",
-        "\\midrule",
-        f"\\multicolumn{{{len(horizons) + 1}}}{{l}}{{\\emph{{ours, lookback $L={lookback}$, mean\\,$\\pm$\\,std over seeds}}}} \\\\",
+        "$L$ & model & " + " & ".join(f"$H={h}$" for h in horizons) + " \\\\",
     ]
-    for m in models:
-        row = [forecast_model_label(m)]
-        for h in horizons:
-            cell = cells.get((m, h))
-            if cell is None:
-                row.append("--")
-                continue
-            text = pm(cell.mse, 3) if cell.mse.n > 1 else num(cell.mse.mean, 3)
-            row.append(f"\\textbf{{{text}}}" if cell.mse.mean == best[h] else text)
-        lines.append(" & ".join(row) + " \\\\")
-    lines += ["\\midrule", f"\\multicolumn{{{len(horizons) + 1}}}{{l}}{{\\emph{{published}}}} \\\\"]
-    for p in PUBLISHED_ETTH1_MSE.values():
-        label = p["label"] + (f" ($L={p['lookback']}$)" if "lookback" in p else "")
-        row = [f"{label}~\\cite{{{p['cite']}}}"]
-        row += [num(p["mse"][h], 3) if h in p["mse"] else "--" for h in horizons]
-        lines.append(" & ".join(row) + " \\\\")
+    for lookback in lookbacks:
+        cells = etth1_table_rows(forecast, lookback)[2]
+        ours = [cells.get(("hybrid", h)) for h in horizons]
+        ours = ["--" if c is None else cell(c.mse, 3) if c.mse.n > 1 else num(c.mse.mean, 3) for c in ours]
+        lines += ["\\midrule", " & ".join([str(lookback), forecast_model_label("hybrid"), *ours]) + " \\\\"]
+        changes = [pairs.get((lookback, h)) for h in horizons]
+        if any(changes):
+            row = ["", "\\quad vs no attention (\\%)"]
+            row += ["--" if c is None else
+                    f"{signed(c.pct, 1)} {{\\scriptsize[{signed(c.low, 1)},\\,{signed(c.high, 1)}]}}" for c in changes]
+            lines.append(" & ".join(row) + " \\\\")
+        lines += [published_row(p, horizons, "") for p in PUBLISHED_ETTH1_MSE.values() if p.get("lookback") == lookback]
+    other = [p for p in PUBLISHED_ETTH1_MSE.values() if p.get("lookback") not in (None, *lookbacks)]
+    if other:
+        lines.append("\\midrule")
+        lines += [published_row(p, horizons, str(p["lookback"])) for p in other]
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
 

@@ -107,6 +107,10 @@ def printed(request):
         pytest.skip("results/video/results.json predates Part 3's evaluation windows (no 'windows' key), so "
                     "main.pdf was built by the earlier paper; commit a new paper-profile run of Part 3 "
                     "and rebuild main.pdf with `make paper`")
+    if "paired" not in json.loads((results / "forecast" / "results.json").read_text()):
+        pytest.skip("results/forecast/results.json predates Part 2's validation-only selection and paired "
+                    "comparison (no 'paired' key), so main.pdf was built by the earlier paper; commit a new "
+                    "paper-profile run of Part 2 and rebuild main.pdf with `make paper`")
     if not TEX_TOOLS:
         pytest.skip("pdftotext not installed")
     return results, generated_tables(results), pdf_text(pdf)
@@ -167,15 +171,49 @@ def expected_video_rows(video: dict) -> dict[str, list[tuple[float, float | None
     return rows
 
 
-def expected_etth1_rows(forecast: dict) -> dict[str, list[tuple[float, float | None]]]:
-    lookback = forecast["config"]["lookbacks"][0]
-    names = {"repeat": "Repeat", "dlinear": "DLinear", "seq2seq": "RNN (no attention)", "hybrid": "RNN + attention"}
-    rows = {}
-    for r in forecast["summary"]:
-        if (r["dataset"], r["features"], r["lookback"]) == ("etth1", "M", lookback):
-            cell = (rounded(r["mse"]["mean"], 3), rounded(r["mse"]["std"], 3))
-            rows.setdefault(names[r["model"]], {})[r["horizon"]] = cell
-    return {label: [cells[h] for h in sorted(cells)] for label, cells in rows.items()}
+def expected_etth1_blocks(forecast: dict) -> dict[str, list[list[float | None]]]:
+    """Per lookback (and "other" for published rows at lookbacks not run), the table's rows as
+    label -> numbers, straight from the JSON and the published module: the hybrid's (mean, std),
+    its paired change (pct, low, high) against seq2seq, and each published row at that lookback."""
+    lookbacks = forecast["config"]["lookbacks"]
+    horizons = sorted(forecast["config"]["horizons"])
+    blocks = {}
+    for lookback in lookbacks:
+        hybrid = {r["horizon"]: r["mse"] for r in forecast["summary"]
+                  if (r["dataset"], r["features"], r["lookback"], r["model"]) == ("etth1", "M", lookback, "hybrid")}
+        paired = {p["horizon"]: p for p in forecast["paired"]
+                  if (p["dataset"], p["features"], p["lookback"]) == ("etth1", "M", lookback)}
+        block = {"RNN + attention": [x for h in horizons
+                                     for x in (rounded(hybrid[h]["mean"], 3), rounded(hybrid[h]["std"], 3))],
+                 "vs no attention (%)": [rounded(100 * paired[h][k], 1) for h in horizons
+                                         for k in ("relative", "relative_low", "relative_high")]}
+        block.update({p["label"]: [p["mse"].get(h) for h in horizons] for p in PUBLISHED_ETTH1_MSE.values()
+                      if p.get("lookback") == lookback})
+        blocks[str(lookback)] = block
+    blocks["other"] = {p["label"]: [p["mse"].get(h) for h in horizons] for p in PUBLISHED_ETTH1_MSE.values()
+                       if p.get("lookback") not in (None, *lookbacks)}
+    return blocks
+
+
+def etth1_table_blocks(tex: str) -> dict[str, dict[str, list[float | None]]]:
+    """The generated ETTh1 table read back: per block (a lookback of ours, or "other" for the
+    published rows at lookbacks not run), label -> the numbers in its cells."""
+    blocks, current = {}, None
+    for lookback, label, *values in table_rows(tex)[1:]:  # past the column names
+        label = re.sub(r"~\\cite\{[^}]*\}|\\quad |\\", "", label).strip()
+        if lookback:
+            current = lookback if label == "RNN + attention" else "other"
+        numbers = []
+        for value in values:
+            if value == "--":
+                numbers.append(None)
+            elif "scriptsize" in value:  # a change and its interval: $-$13.5 {\scriptsize[$-$16.5,\,+1.0]}
+                numbers += [float(x) for x in re.findall(r"[+-]?\d+\.\d", value.replace("$-$", "-"))]
+            else:
+                mean, std = cell_value(value)
+                numbers += [mean] if std is None else [mean, std]
+        blocks.setdefault(current, {})[label] = numbers
+    return blocks
 
 
 # ---- the built PDF ------------------------------------------------------------------------------
@@ -217,15 +255,15 @@ def test_video_table_cells_equal_the_results_and_the_pdf(printed):
 def test_etth1_and_retrieval_cells_equal_the_results_and_the_pdf(printed):
     results, generated, text = printed
     forecast = json.loads((results / "forecast" / "results.json").read_text())
-    rows = {row[0]: row[1:] for row in table_rows(generated["table_etth1.tex"])[1:]}
-    ours = expected_etth1_rows(forecast)
-    for label, cells in ours.items():
-        assert [cell_value(c) for c in rows[label]] == cells, label
-        assert pdf_shows_row(text, label, [x for cell in cells for x in cell]), label
-    for published in PUBLISHED_ETTH1_MSE.values():
-        label = next(k for k in rows if k.startswith(published["label"]) and "\\cite" in k)
-        assert [None if c == "--" else cell_value(c)[0] for c in rows[label]] == \
-            [published["mse"].get(h) for h in sorted(forecast["config"]["horizons"])], label
+    table = etth1_table_blocks(generated["table_etth1.tex"])
+    expected = expected_etth1_blocks(forecast)
+    # One block per lookback, in the order run, each with the published rows measured at it.
+    assert list(table) == [str(L) for L in forecast["config"]["lookbacks"]] + ["other"]
+    assert table == expected
+    for lookback in forecast["config"]["lookbacks"]:
+        for label in (f"{lookback} RNN + attention", "vs no attention (%)"):
+            numbers = expected[str(lookback)][label.removeprefix(f"{lookback} ")]
+            assert pdf_shows_row(text, label, numbers), f"the PDF has no row {label!r} {numbers}"
 
     attention = json.loads((results / "attention" / "results.json").read_text())["summary"]
     keys = ("answer_accuracy", "alignment_accuracy", "attention_span", "correct_attention_span", "attention_entropy")
@@ -239,15 +277,29 @@ def test_abstract_headline_numbers_equal_the_results(printed):
     results, _, text = printed
     abstract = re.split(r"1\s+Introduction", text.split("Abstract", 1)[1], maxsplit=1)
     assert len(abstract) == 2, "no '1 Introduction' heading after the abstract"
-    abstract = " ".join(abstract[0].split()).replace("–", "-")
+    abstract = " ".join(abstract[0].split()).replace("–", "-").replace("’", "'")
     attention = json.loads((results / "attention" / "results.json").read_text())
     forecast = json.loads((results / "forecast" / "results.json").read_text())
     video = json.loads((results / "video" / "results.json").read_text())
 
     alignment = 100 * attention["summary"]["alignment_accuracy"]["mean"]
-    lookback = forecast["config"]["lookbacks"][0]
-    hybrid = {r["horizon"]: r["mse"]["mean"] for r in forecast["summary"]
-              if (r["model"], r["dataset"], r["features"], r["lookback"]) == ("hybrid", "etth1", "M", lookback)}
+    hybrid = {}
+    for r in forecast["summary"]:
+        if (r["model"], r["dataset"], r["features"]) == ("hybrid", "etth1", "M"):
+            hybrid.setdefault(r["lookback"], {})[r["horizon"]] = rounded(r["mse"]["mean"], 3)
+    # Against TimeMixer at its lookback, horizon by horizon; at the lookback with the lowest mean
+    # MSE, that mean against PatchTST/64's (the fixture: below TimeMixer at H=336, 720 only).
+    timemixer, patchtst = PUBLISHED_ETTH1_MSE["timemixer"], PUBLISHED_ETTH1_MSE["patchtst"]
+    below = [h for h in sorted(hybrid[96]) if hybrid[96][h] < timemixer["mse"][h]]
+    if len(below) in (0, len(hybrid[96])):
+        tm_words = "below TimeMixer at every horizon" if below else "not below TimeMixer at any horizon"
+    else:
+        count = {1: "one", 2: "two", 3: "three"}[len(below)]
+        tm_words = f"below TimeMixer at {count} of four horizons (H = {', '.join(map(str, below))})"
+    means = {L: rounded(np.mean(list(mse.values())), 3) for L, mse in hybrid.items()}
+    best = min(sorted(means), key=means.get)
+    published_mean = rounded(np.mean(list(patchtst["mse"].values())), 3)
+    relation = "below" if means[best] < published_mean else "above" if means[best] > published_mean else "equal to"
 
     def pct(x):
         text = f"{100 * x:.1f}"
@@ -268,7 +320,9 @@ def test_abstract_headline_numbers_equal_the_results(printed):
 
     expected = [
         f"{alignment:.1f}%",
-        f"MSE of {hybrid[min(hybrid)]:.3f} at horizon {min(hybrid)}",
+        f"an RNN encoder with an attention decoder is {tm_words} at L = 96",
+        f"at its best lookback, L = {best}, averages {means[best]:.3f} ({relation} PatchTST/64's "
+        f"{published_mean:.3f} at L = 512) over the four horizons",
         f"on frames {first}-{last} by {pct(far['relative'])} (95% interval {pct(far['relative_low'])} to "
         f"{pct(far['relative_high'])}; {far['sequences']:,} test sequences, {seeds}), an interval that "
         f"{'excludes' if excludes else 'includes'} zero",
@@ -307,6 +361,17 @@ def test_missing_key_names_file_and_key(tmp_path, delete, named):
     del node[delete[-1]]
     path.write_text(json.dumps(data))
     with pytest.raises(DataError, match=rf"video/results\.json: missing key '{re.escape(named)}[.']"):
+        build.generate(results, tmp_path / "generated")
+
+
+def test_forecast_results_without_the_paired_comparison_are_one_error_naming_the_key(tmp_path):
+    """A Part 2 results.json from before the validation-only selection and the paired comparison."""
+    results = write_results(tmp_path)
+    path = results / "forecast" / "results.json"
+    data = json.loads(path.read_text())
+    del data["paired"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"forecast/results\.json: missing key 'paired'.*rerun Part 2"):
         build.generate(results, tmp_path / "generated")
 
 
@@ -438,6 +503,41 @@ def test_budget_verdict_counts_the_checkpoints_that_exclude_zero():
     assert "lower at some and higher at others" in claims.budget_verdict([lower, higher])
 
 
+def test_published_words_compare_the_printed_numbers_horizon_by_horizon():
+    timemixer = {96: 0.375, 192: 0.429, 336: 0.484, 720: 0.498}
+    assert claims.published_words("TimeMixer", {96: 0.37, 192: 0.41, 336: 0.45, 720: 0.48}, timemixer) == \
+        "below TimeMixer at every horizon"
+    assert claims.published_words("TimeMixer", {96: 0.391, 192: 0.430, 336: 0.455, 720: 0.470}, timemixer) == \
+        "below TimeMixer at two of four horizons ($H=336, 720$)"
+    # 0.3754 prints 0.375: equal to the published row as printed, so not below it.
+    assert claims.published_words("TimeMixer", {96: 0.3754, 192: 0.5, 336: 0.5, 720: 0.5}, timemixer) == \
+        "not below TimeMixer at any horizon"
+    assert claims.published_words("TimeMixer", {96: 0.3745}, timemixer) == "below TimeMixer at every horizon"
+    with pytest.raises(ValueError, match="no horizon shared"):
+        claims.published_words("LSTMa", {96: 0.4}, {336: 1.424})
+
+
+def test_best_lookback_is_the_lowest_printed_mean_and_the_shorter_on_a_tie():
+    assert claims.best_lookback({96: 0.4365, 336: 0.425, 720: 0.432}) == 336
+    assert claims.best_lookback({720: 0.4251, 96: 0.4249}) == 96  # both print 0.425
+    assert claims.mean_versus_words(0.4251, "PatchTST/64", 0.413, 512) == "0.425 (above PatchTST/64's 0.413 at $L=512$)"
+    assert claims.mean_versus_words(0.4, "PatchTST/64", 0.413, 512).startswith("0.400 (below")
+    assert claims.mean_versus_words(0.4134, "PatchTST/64", 0.413, 512).startswith("0.413 (equal to")
+
+
+def test_paired_verdict_counts_settings_by_their_printed_intervals():
+    lower, higher = Change(-13.5, -16.5, -10.5, 3, 29), Change(0.7, 0.2, 1.2, 3, 29)
+    unclear, rounds_to_zero = Change(-1.0, -3.0, 1.0, 3, 29), Change(-2.0, -4.0, -0.04, 3, 29)
+    assert claims.paired_verdict([lower, lower]) == \
+        "the hybrid's MSE is lower in every one of the two settings, with an interval that excludes zero"
+    assert claims.paired_verdict([unclear, rounds_to_zero]) == \
+        "the interval includes zero in every one of the two settings"
+    assert claims.paired_verdict([lower, higher, unclear]) == \
+        "the hybrid's MSE is lower in one and higher in one of the three settings, with intervals that exclude zero; " \
+        "the other one includes zero"
+    assert claims.paired_verdict([higher, unclear]).startswith("the hybrid's MSE is higher in one of the two")
+
+
 def test_fixture_macros_state_the_fixture_verdicts():
     """The fixture's far change excludes zero, its short change does not; only H-TAP beats blank
     frames by more than its spread; both latent models sit far above the codec floor."""
@@ -450,6 +550,13 @@ def test_fixture_macros_state_the_fixture_verdicts():
     assert words["blankVerdict"].startswith("only H-TAP beats")
     assert words["floorVerdict"] == "the transition, not the codec, bounds them"
     assert words["shortHorizon"] == "10" and (words["farFirst"], words["farLast"]) == ("50", "100")
+    # Part 2: seven of the twelve intervals below zero, one above; L=96 and 336 chose their keys on
+    # validation windows, L=720 had a single candidate within the key limit.
+    assert words["pairedVerdict"] == ("the hybrid's MSE is lower in seven and higher in one of the 12 settings, "
+                                      "with intervals that exclude zero; the other four include zero")
+    assert words["forecastSelection"].endswith("24-step keys at $L=96$; 12-step keys at $L=336$; at $L=720$ only "
+                                               "24-step keys stay within 32 keys.")
+    assert words["forecastSpan"] == "34.7, 113.4, 243.2 steps at $L=96, 336, 720$ (normalised: 0.65, 0.56, 0.51)"
 
 
 def test_every_macro_is_used_and_keeps_the_space_after_it():
