@@ -12,7 +12,7 @@ endif
 # (seqattn.backend.DEFAULT_BACKEND, benchmarks/RESULTS.md). Tests name their backend themselves.
 export KERAS_BACKEND ?= tensorflow
 
-.PHONY: run test test-torch test-tensorflow bench paper-results paper-results-video paper clean
+.PHONY: run test test-torch test-tensorflow bench paper-results paper-results-forecast paper-results-video paper clean
 
 $(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,14 +36,25 @@ test-tensorflow: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run_all
 
-# What the paper reports, into results/: Parts 1-2, then Part 3 on 2 cores in two lanes of one
-# TensorFlow thread each (seeds 0-1 of TAP and H-TAP; seed 2 of every model, then ConvLSTM seeds
-# 0-1), whose trained models the last command gathers, evaluates and reports; wall times in
+# What the paper reports, into results/: Part 1, then Parts 2 and 3 on 2 cores, each in two lanes
+# of one TensorFlow thread, whose trained models the last command of each gathers, evaluates and
+# reports. Part 2: ETTh1 at L=336 then the chaotic series; ETTh1 at L=96 and 720. Part 3: seeds 0-1
+# of TAP and H-TAP; seed 2 of every model, then ConvLSTM seeds 0-1. Wall times in
 # results/*/results.json and results/README.md.
 LANE2 := results/.lane2
+FORECAST_LANE2 := results/.forecast-lane2
 paper-results: $(VENV)/.installed
-	$(PY) sequence_attention.py --profile paper --parts attention forecast --out results
+	$(PY) sequence_attention.py --profile paper --parts attention --out results
+	$(MAKE) paper-results-forecast
 	$(MAKE) paper-results-video
+
+paper-results-forecast: $(VENV)/.installed
+	export KERAS_BACKEND=tensorflow TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1; \
+	( $(PY) -m seqattn.cli forecast --profile paper --dataset etth1 --lookback 336 --out results && \
+	  $(PY) -m seqattn.cli forecast --profile paper --dataset mackey-glass lorenz --out results ) & first=$$!; \
+	$(PY) -m seqattn.cli forecast --profile paper --dataset etth1 --lookback 96 720 --out $(FORECAST_LANE2) && \
+	wait $$first && cp -Rn $(FORECAST_LANE2)/forecast/state/. results/forecast/state/ && \
+	$(PY) sequence_attention.py --profile paper --parts forecast --out results
 
 paper-results-video: $(VENV)/.installed
 	export KERAS_BACKEND=tensorflow TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1; \
