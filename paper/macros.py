@@ -269,6 +269,7 @@ def video_macros(video: PartResults) -> dict[str, str]:
 
 def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
     attention, forecast, video = parts["attention"], parts["forecast"], parts["video"]
+    n_seeds = len(forecast_seeds(forecast))
     macros = {
         # Part 1
         "retrievalAlignAcc": pct(100 * retrieval_metric(attention, "alignment_accuracy").mean),
@@ -285,7 +286,7 @@ def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
         "retrievalNSeeds": words(len(attention.get("seeds"))),
         # Part 2
         "forecastLookbacks": ", ".join(str(L) for L in forecast_lookbacks(forecast)),
-        "forecastNSeeds": words(len(forecast_seeds(forecast))),
+        "forecastSeeds": words(n_seeds) + (" seed" if n_seeds == 1 else " seeds"),
         "forecastHeadline": forecast_headline(forecast),
         "forecastSelection": selection_sentence(forecast),
         "pairedVerdict": paired_sentence(forecast),
