@@ -171,7 +171,7 @@ def expected_video_rows(video: dict) -> dict[str, list[tuple[float, float | None
     return rows
 
 
-def expected_etth1_blocks(forecast: dict) -> dict[str, list[list[float | None]]]:
+def expected_etth1_blocks(forecast: dict) -> dict[str, dict[str, list[float | None]]]:
     """Per lookback (and "other" for published rows at lookbacks not run), the table's rows as
     label -> numbers, straight from the JSON and the published module: the hybrid's (mean, std),
     its paired change (pct, low, high) against seq2seq, and each published row at that lookback."""
@@ -179,12 +179,14 @@ def expected_etth1_blocks(forecast: dict) -> dict[str, list[list[float | None]]]
     horizons = sorted(forecast["config"]["horizons"])
     blocks = {}
     for lookback in lookbacks:
-        hybrid = {r["horizon"]: r["mse"] for r in forecast["summary"]
+        hybrid = {r["horizon"]: r for r in forecast["summary"]
                   if (r["dataset"], r["features"], r["lookback"], r["model"]) == ("etth1", "M", lookback, "hybrid")}
         paired = {p["horizon"]: p for p in forecast["paired"]
                   if (p["dataset"], p["features"], p["lookback"]) == ("etth1", "M", lookback)}
-        block = {"RNN + attention": [x for h in horizons
-                                     for x in (rounded(hybrid[h]["mean"], 3), rounded(hybrid[h]["std"], 3))],
+        # mean and std over seeds; the mean alone from one seed
+        block = {"RNN + attention": [x for h in horizons for x in (rounded(hybrid[h]["mse"]["mean"], 3),
+                                                                   rounded(hybrid[h]["mse"]["std"], 3))
+                                     [:2 if len(hybrid[h]["seeds"]) > 1 else 1]],
                  "vs no attention (%)": [rounded(100 * paired[h][k], 1) for h in horizons
                                          for k in ("relative", "relative_low", "relative_high")]}
         block.update({p["label"]: [p["mse"].get(h) for h in horizons] for p in PUBLISHED_ETTH1_MSE.values()
