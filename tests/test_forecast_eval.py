@@ -122,6 +122,17 @@ def test_paired_comparison_over_seeds_and_window_blocks():
     assert result["relative_low"] < result["relative"] < result["relative_high"]
 
 
+def test_paired_comparison_counts_every_window_when_blocks_do_not_divide_them():
+    """105 windows at H=10: 10 blocks of 10 or 11; the means are the windows' own, the last 5 included."""
+    a = {0: np.ones(105), 1: np.ones(105)}
+    b = {0: np.ones(105), 1: np.ones(105)}
+    a[0][-5:] = 22.0  # mean 2.0 over the 105 windows of seed 0
+    result = forecast_eval.paired_comparison(a, b, horizon=10)
+    assert result["sequences"] == 10
+    assert result["mean_a"] == pytest.approx(1.5) and result["mean_b"] == pytest.approx(1.0)
+    assert result["relative"] == pytest.approx(0.5)
+
+
 def test_published_rows_only_under_their_dataset_and_lookback():
     etth1 = forecast_report.published_for("etth1", "M", [96, 336, 720])
     same = {(r["label"], r["lookback"]) for r in etth1["same_lookback"]}

@@ -252,12 +252,18 @@ def paired_comparison(a: dict[int, np.ndarray], b: dict[int, np.ndarray], horizo
     """Model A vs model B on the same test windows, seed by seed: a[seed], b[seed] are per-window MSE.
 
     Windows one step apart share all but one target step, so they are not independent samples:
-    the bootstrap resamples blocks of H consecutive windows (block means of the per-window MSE),
-    whose targets do not overlap from one block start to the next, and seeds.
+    the bootstrap resamples blocks of at least H consecutive windows, whose targets do not overlap
+    from one block start to the next, and seeds. Every window is in a block (the windows rarely
+    divide into whole blocks of H: 2,545 at H=336 on ETTh1), and a block counts by its summed
+    error, scaled so that the mean over blocks is the mean over windows that the tables report.
     """
     seeds = sorted(set(a) & set(b))
-    n_blocks = len(a[seeds[0]]) // horizon
-    blocks = lambda v: np.asarray(v)[: n_blocks * horizon].reshape(n_blocks, horizon).mean(axis=1)  # noqa: E731
+    windows = len(a[seeds[0]])
+    n_blocks = max(windows // horizon, 1)
+
+    def blocks(values):
+        return np.array([block.sum() for block in np.array_split(np.asarray(values, float), n_blocks)]) * n_blocks / windows
+
     result = paired_bootstrap([blocks(a[s]) for s in seeds], [blocks(b[s]) for s in seeds])
     return {**result.__dict__, "seeds_compared": seeds, "block_windows": horizon}
 
