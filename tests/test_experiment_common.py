@@ -35,10 +35,11 @@ def test_config_tag_depends_on_the_options_not_on_their_order():
     assert len(config_tag(["codec", {"a": 1}])) == 8
 
 
-def test_write_outputs_writes_both_files_and_logs_them_with_the_figures(tmp_path):
+def test_write_outputs_writes_both_files_and_logs_them_with_the_figures(tmp_path, mlflow_restored):
     figure = tmp_path / "figure.png"
     figure.write_bytes(b"png")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_experiment("write-outputs")  # not an experiment id another test left active
     with mlflow.start_run() as run:
         write_outputs(tmp_path, {"mse": 0.5}, "# table\n", [figure])
     assert json.loads((tmp_path / "results.json").read_text()) == {"mse": 0.5}
