@@ -26,15 +26,8 @@ from seqattn.metrics.attention import span_metrics
 from seqattn.progress import progress_write
 
 
-class NextFrameBatches(keras.utils.PyDataset):
+class NextFrameBatches(video_training.ClipBatches):
     """Clips from `SequenceBatches` as (clip, clip[:, 1:]): the targets of next-frame prediction."""
-
-    def __init__(self, clips: moving_mnist.SequenceBatches):
-        super().__init__()
-        self.clips = clips
-
-    def __len__(self) -> int:
-        return len(self.clips)
 
     def __getitem__(self, index: int):
         clip, _ = self.clips[index]  # (B, T, 64, 64, 1)

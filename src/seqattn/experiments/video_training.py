@@ -105,8 +105,8 @@ def _codec_of(predictor) -> Autoencoder:
     return autoencoder
 
 
-class FrameBatches(keras.utils.PyDataset):
-    """Frames of fresh clips, (clips x length, H, W, 1) per batch, deterministic from (seed, epoch, batch)."""
+class ClipBatches(keras.utils.PyDataset):
+    """Batches of `SequenceBatches` clips, each turned into (inputs, targets) by a subclass."""
 
     def __init__(self, clips: moving_mnist.SequenceBatches):
         super().__init__()
@@ -114,6 +114,10 @@ class FrameBatches(keras.utils.PyDataset):
 
     def __len__(self) -> int:
         return len(self.clips)
+
+
+class FrameBatches(ClipBatches):
+    """Frames of fresh clips, (clips x length, H, W, 1) per batch, deterministic from (seed, epoch, batch)."""
 
     def __getitem__(self, index: int):
         clip, _ = self.clips[index]  # (B, T, H, W, 1)
