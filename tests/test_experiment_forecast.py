@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from seqattn import cli
+from seqattn.data import ett
+from seqattn.data.windows import make_windows
 from seqattn.experiments import forecast, forecast_eval
 
 pytestmark = pytest.mark.slow
@@ -153,8 +155,9 @@ def test_lanes_share_state_folders_and_a_fixed_option_leaves_the_candidates(tmp_
     assert len(fixed.chaotic_candidates) == len({str(o) for o in fixed.chaotic_candidates.values()})
     assert config("--key-segment", "8").key_candidates == {}
     # keys chosen per lookback, among those that keep the encoder's steps within max_keys
-    assert forecast.candidates_for(whole, "etth1", 336, 96) == forecast.KEY_CANDIDATES
-    assert forecast.candidates_for(whole, "etth1", 720, 96) == {"24-step keys": {"key_segment": 24}}
+    assert forecast.candidates_for(whole, "etth1", 336, 96) == forecast.LOSS_KEY_CANDIDATES
+    assert forecast.candidates_for(whole, "etth1", 720, 96) == {
+        "24-step keys": {"key_segment": 24}, "24-step keys and MAE loss": {"key_segment": 24, "loss": "mae"}}
     assert forecast.candidates_for(whole, "lorenz", 96, 96) == forecast.CHAOTIC_CANDIDATES
 
 
@@ -173,3 +176,30 @@ def test_same_seed_reproduces_the_metrics_and_another_seed_changes_them(tmp_path
     other = metrics(tmp_path / "c", seed=1)
     for model in ("hybrid", "dlinear"):
         assert other[model]["mse"] != first[model]["mse"], model
+
+
+def test_the_loss_option_compiles_mae_for_the_recurrent_models_only():
+    config = forecast.PROFILES["quick"]
+    hybrid = forecast_eval.build_model("hybrid", config, 24, 12, loss="mae")
+    assert hybrid.loss == "mae" and "loss" not in hybrid.get_config()
+    assert forecast_eval.build_model("seq2seq", config, 24, 12).loss == "mse"  # the config's default
+    assert forecast_eval.build_model("dlinear", config, 24, 12, loss="mae").loss == "mse"
+
+
+def test_dlinear_trains_by_its_own_recipe(tmp_path, tiny_csv):
+    """Batches of 32, the rate halved after every epoch, its own epochs and patience."""
+    data = make_windows(ett.load_csv(tiny_csv), 24, 12)
+    config = replace(forecast.PROFILES["quick"], dlinear_epochs=3, dlinear_patience=5, epochs=1)
+    model = forecast_eval.build_model("dlinear", config, 24, 12)
+    batch_sizes = []
+    model.fit = _recording_fit(model.fit, batch_sizes)
+    assert forecast_eval.fit(model, "dlinear", data, config, 0, tmp_path, config.epochs, verbose=0) == 3
+    assert batch_sizes == [config.dlinear_batch_size]
+    assert float(model.optimizer.learning_rate) == pytest.approx(config.dlinear_learning_rate * 0.25)
+
+
+def _recording_fit(fit, batch_sizes):
+    def wrapped(*args, **kwargs):
+        batch_sizes.append(kwargs["batch_size"])
+        return fit(*args, **kwargs)
+    return wrapped

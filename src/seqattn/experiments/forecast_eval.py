@@ -53,11 +53,12 @@ def build_model(name: str, config, lookback: int, horizon: int, **overrides):
     else:
         options = dict(rnn=config.rnn, units=config.units, num_heads=config.num_heads, decoding=config.decoding,
                        revin=config.revin, channel_independent=config.channel_independent, dropout=config.dropout)
-        options.update({k: v for k, v in overrides.items() if k not in ("segment", "key_segment")})
+        options.update({k: v for k, v in overrides.items() if k not in ("segment", "key_segment", "loss")})
         options["segment"], options["key_segment"] = segments(config, lookback, horizon, overrides)
         model = seq2seq_rnn(horizon, **options) if name == "seq2seq" else Forecaster(horizon, **options)
     lr = config.dlinear_learning_rate if name == "dlinear" else config.learning_rate
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse")
+    loss = overrides.get("loss", config.loss) if name in ("hybrid", "seq2seq") else "mse"
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss)
     return model
 
 
@@ -65,11 +66,16 @@ def fit(model, name: str, data: ForecastData, config, seed: int, state_dir: Path
     """Train on the training windows, early stopping on the validation windows; epochs run."""
     if name == "repeat":
         return 0
+    batch_size, patience, callbacks = config.batch_size, config.patience, []
+    if name == "dlinear":  # its own recipe; `epochs` is the recurrent models' budget
+        epochs, batch_size, patience = config.dlinear_epochs, config.dlinear_batch_size, config.dlinear_patience
+        rate = config.dlinear_learning_rate
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: rate * 0.5**epoch))
     history = training.fit(
         model, data.x["train"], data.y["train"], epochs=epochs, state_dir=state_dir, seed=seed,
-        batch_size=config.batch_size, shuffle=True, verbose=verbose,
+        batch_size=batch_size, shuffle=True, verbose=verbose,
         validation_data=(data.x["val"], data.y["val"]),
-        callbacks=[keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True)],
+        callbacks=[keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True), *callbacks],
     )
     return history.epoch[-1] + 1  # history.epoch counts the epochs before a resume too
 
