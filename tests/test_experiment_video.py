@@ -149,6 +149,17 @@ def test_config_tags_follow_what_decides_each_trained_part():
     assert config_tag("convlstm", wider) == config_tag("convlstm", quick)
 
 
+def test_paper_rollouts_reach_the_evaluated_frames_and_horizon_25_is_the_ablation():
+    def config(*argv):
+        return resolve_config(cli.parse_arguments(["video", "--profile", "paper", *argv], cli.build_parser))
+
+    paper = config()
+    assert paper.context + paper.max_rollout == paper.eval_length == paper.pool_length == 100
+    assert paper.stage_schedule()[-1].length == 100  # the last stage rolls out every evaluated frame
+    ablation = config("--horizon", "25")  # the previous recipe: its pool clips were 45 frames long
+    assert (ablation.max_rollout, ablation.pool_length, ablation.stage_schedule()[-1].length) == (25, 45, 35)
+
+
 def test_options_reach_the_config():
     args = cli.parse_arguments(["video", "--stages", "3", "--horizon", "40", "--epochs", "2", "--batch-size", "4",
                                 "--train-sequences", "96"], cli.build_parser)
