@@ -9,7 +9,7 @@ from paper import claims
 from paper.results import (
     PartResults, environment, etth1_table_rows, forecast_ablation, forecast_config, forecast_lookbacks,
     forecast_pairs, forecast_seeds, forecast_selections, forecast_valid_prediction_time, hybrid_etth1,
-    retrieval_config, retrieval_metric, wall_time_s,
+    retrieval_config, retrieval_metric, training_seconds,
 )
 from paper.text import count, duration, every, latex_escape, listing, num, pct, plural, pm, words
 from paper.video_results import (
@@ -305,8 +305,8 @@ def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
         "studyBackend": latex_escape(environment(attention, "backend")),
         "studyKeras": latex_escape(environment(attention, "keras")),
         "studyProfile": latex_escape(str(attention.get("profile"))),
-        "studyDuration": duration(sum(wall_time_s(p) for p in parts.values())),
-        "videoDuration": duration(wall_time_s(video)),
+        "studyDuration": duration(sum(training_seconds(p) for p in parts.values())),
+        "videoDuration": duration(training_seconds(video)),
     }
     for name in macros:
         if not re.fullmatch(r"[A-Za-z]+", name):

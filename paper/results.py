@@ -280,5 +280,19 @@ def wall_time_s(part: PartResults) -> float:
     return part.number("wall_time_s")
 
 
+def training_seconds(part: PartResults) -> float:
+    """Time spent training a part's models, summed over models and seeds. A run that gathers models
+    trained by other processes records only its own wall time, so Parts 2 and 3 sum what each model
+    run recorded (Part 2: `train_time_s` per run; Part 3: each seed's codec and models); Part 1 trains
+    in its own run."""
+    if part.get("part") == "forecast":
+        return float(sum(run["train_time_s"] for run in part.get("runs")))
+    if part.get("part") == "video":
+        models = part.get("models")
+        codec = part.get("codec", "codec_seconds", "per_seed") if part.has("codec") else []
+        return float(sum(codec) + sum(sum(m["train_seconds"]["per_seed"]) for m in models.values()))
+    return wall_time_s(part)
+
+
 def environment(part: PartResults, name: str) -> str:
     return str(part.get("environment", name))

@@ -219,7 +219,8 @@ def video_config_changes(base: PartResults, variant: PartResults) -> dict:
 
     An option only one of the two records was added to the code between the runs, at its default.
     """
-    ignored = {"seeds", "models", "test_sequences", "eval_batch_size", "attention_sequences"}
+    # pool_length follows max_rollout (the pool's clips are lengthened to fit the longest rollout)
+    ignored = {"seeds", "models", "test_sequences", "eval_batch_size", "attention_sequences", "pool_length"}
     base_config, variant_config = base.get("config"), variant.get("config")
     return {k: v for k, v in variant_config.items()
             if k not in ignored and k in base_config and base_config[k] != v}
