@@ -305,7 +305,9 @@ def test_abstract_headline_numbers_equal_the_results(printed):
 
     def pct(x):
         text = f"{100 * x:.1f}"
-        return text + "%" if text.startswith("-") or float(text) == 0 else f"+{text}%"
+        if float(text) == 0:
+            return "0.0%"  # a change that rounds to zero carries no sign, negative or not
+        return text + "%" if text.startswith("-") else f"+{text}%"
 
     far, short = video["htap_vs_tap"]["far"], video["htap_vs_tap"]["short"]
     excludes = rounded(100 * far["relative_high"], 1) < 0 or rounded(100 * far["relative_low"], 1) > 0
