@@ -580,3 +580,16 @@ def test_changes_and_frequencies_are_printed_as_words_and_signed_numbers():
     assert [every(n, "decoded prediction") for n in (1, 2, 4, 11, 22)] == [
         "every decoded prediction", "every 2nd decoded prediction", "every 4th decoded prediction",
         "every 11th decoded prediction", "every 22nd decoded prediction"]
+
+
+def test_training_time_sums_every_model_run_not_the_gathering_runs_wall_time():
+    from paper.results import training_seconds
+
+    parts = load_results(ROOT / "results")
+    forecast, video = (json.loads((ROOT / "results" / p / "results.json").read_text()) for p in ("forecast", "video"))
+    assert training_seconds(parts["forecast"]) == pytest.approx(sum(r["train_time_s"] for r in forecast["runs"]))
+    per_seed = video["codec"]["codec_seconds"]["per_seed"] + [
+        s for m in video["models"].values() for s in m["train_seconds"]["per_seed"]]
+    assert training_seconds(parts["video"]) == pytest.approx(sum(per_seed))
+    assert training_seconds(parts["video"]) > 10 * video["wall_time_s"]  # the gathering run trained nothing
+    assert training_seconds(parts["attention"]) == parts["attention"].number("wall_time_s")
