@@ -50,18 +50,34 @@ def forecast_headline(forecast: PartResults) -> str:
 
 
 def selection_sentence(forecast: PartResults) -> str:
-    """One sentence on how the options were chosen: on validation windows, per lookback."""
+    """One sentence on how the options were chosen: on validation windows, per lookback and horizon.
+    A lookback whose horizons all chose alike is named once; otherwise each choice names its horizons."""
     selections = forecast_selections(forecast)
     if not selections:
         return ""
     first = next(iter(selections.values()))
-    chosen = [f"{latex_escape(s.chosen)} at $L={lookback}$" for lookback, s in sorted(selections.items())]
+    run = {}  # lookback -> the horizons it ran
+    for lookback, horizon in forecast_pairs(forecast):
+        run.setdefault(lookback, set()).add(horizon)
+    chosen = []
+    for lookback in sorted({lookback for lookback, _ in selections}):
+        by_label = {}
+        for (L, horizon), s in sorted(selections.items()):
+            if L == lookback:
+                by_label.setdefault(s.chosen, []).append(horizon)
+        if len(by_label) == 1 and set(*by_label.values()) >= run.get(lookback, set()):
+            chosen.append(f"{latex_escape(next(iter(by_label)))} at $L={lookback}$")
+            continue
+        labels = [f"{latex_escape(label)} at " + (f"$H={horizons[0]}$" if len(horizons) == 1 else
+                                                    f"$H\\in\\{{{', '.join(map(str, horizons))}\\}}$")
+                  for label, horizons in by_label.items()]
+        chosen.append(f"at $L={lookback}$, {listing(labels)}")
     single = sorted({(lookback, lookback // p.keys) for (lookback, _), p in forecast_pairs(forecast).items()
-                     if lookback not in selections})
+                     if lookback not in {L for L, _ in selections}})
     chosen += [f"at $L={lookback}$ only {segment}-step keys stay within {forecast_config(forecast, 'max_keys')} keys"
                for lookback, segment in single]
-    return (f"Options are chosen on validation windows only (by the {latex_escape(first.model)}'s MSE, "
-            f"$H={first.horizon}$, seed {first.seed}): {'; '.join(chosen)}.")
+    return (f"Options are chosen on validation windows only, per lookback and horizon (by the "
+            f"{latex_escape(first.model)}'s MSE, seed {first.seed}): {'; '.join(chosen)}.")
 
 
 def paired_sentence(forecast: PartResults) -> str:

@@ -248,8 +248,8 @@ def forecast_pairs(forecast: PartResults) -> dict[tuple[int, int], ForecastPair]
 
 @dataclass(frozen=True)
 class Selection:
-    """The options chosen on validation windows for one lookback: the candidate with the lowest
-    validation MSE of `model` (seed `seed`, horizon `horizon`)."""
+    """The options chosen on validation windows for one lookback and horizon: the candidate with the
+    lowest validation MSE of `model` (seed `seed`)."""
 
     chosen: str
     candidates: list[str]
@@ -258,15 +258,15 @@ class Selection:
     horizon: int
 
 
-def forecast_selections(forecast: PartResults, dataset: str = "etth1") -> dict[int, Selection]:
-    """Lookback -> the validation-only choice of options on `dataset`; lookbacks with a single
+def forecast_selections(forecast: PartResults, dataset: str = "etth1") -> dict[tuple[int, int], Selection]:
+    """(lookback, horizon) -> the validation-only choice of options on `dataset`; cases with a single
     candidate are absent (there was nothing to choose)."""
     chosen = {}
     for key, s in forecast.get("selection").items():
         if s.get("dataset") != dataset:
             continue
         try:
-            chosen[int(s["lookback"])] = Selection(str(s["chosen"]), [str(c) for c in s["scores"]], str(s["model"]),
+            chosen[int(s["lookback"]), int(s["horizon"])] = Selection(str(s["chosen"]), [str(c) for c in s["scores"]], str(s["model"]),
                                                    int(s["seed"]), int(s["horizon"]))
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(f"{forecast.path}: selection[{key!r}] lacks or mangles {err}") from None

@@ -60,15 +60,15 @@ def test_run_writes_results_figure_and_mlflow_runs(tmp_path, tiny_csv, monkeypat
         by_key[(f"csv:{tiny_csv}", "repeat")]["mse"], rel=1e-6)
     mg = by_key[("mackey-glass", "hybrid")]
     assert 0 <= mg["valid_prediction_time"] <= 12 and len(mg["nrmse_per_step"]) == 12
-    # The chaotic series' options: chosen once per series on its validation windows, used by the
+    # The chaotic series' options: chosen per series and horizon on its validation windows, used by the
     # hybrid and seq2seq, recorded with the validation MSE of every candidate.
     assert handed == [({"train", "val"}, {"train", "val"}, "mackey-glass")]
-    selection = saved["selection"]["mackey-glass L=24"]
+    selection = saved["selection"]["mackey-glass L=24 H=12"]
     assert selection["metric"] == "val_mse" and set(selection["scores"]) == set(forecast.CHAOTIC_CANDIDATES)
     assert selection["chosen"] == min(selection["scores"], key=selection["scores"].get)
     assert mg["options"] == by_key[("mackey-glass", "seq2seq")]["options"] == selection["options"]
     assert by_key[(f"csv:{tiny_csv}", "hybrid")]["options"] == {}
-    assert set(saved["selection"]) == {"mackey-glass L=24"}  # the quick profile's keys are fixed on ETT and CSV
+    assert set(saved["selection"]) == {"mackey-glass L=24 H=12"}  # the quick profile's keys are fixed on ETT and CSV
     assert {row["model"] for row in saved["summary"]} == set(forecast.MODELS)
     assert [a["variant"] for a in saved["ablation"]] == list(forecast.ABLATIONS)
     assert saved["attention"]["segment"] == 12 and saved["attention"]["span_steps"] > 0
@@ -118,6 +118,25 @@ def test_run_writes_results_figure_and_mlflow_runs(tmp_path, tiny_csv, monkeypat
     assert [r["mse"] for r in again["runs"]] == [r["mse"] for r in saved["runs"]]
     nested = mlflow.search_runs(experiment_names=["seqattn-part2-forecast"])
     assert len(nested) == len(runs) + 1  # only a new parent run
+
+
+def test_options_are_chosen_per_horizon_on_that_horizons_validation_windows(tmp_path, monkeypatch):
+    series = forecast.load_series("mackey-glass", "M", seed=0, n_samples=600)
+    jobs = [("mackey-glass", 24, 6), ("mackey-glass", 24, 12)]
+    datasets = {job: make_windows(series, job[1], job[2]) for job in jobs}
+    seen = []
+
+    def pick_by_horizon(name, windows, candidates, config, seed, state_dir, verbose):
+        seen.append((windows.horizon, set(windows.x), set(windows.y)))
+        label = sorted(candidates)[windows.horizon == 12]  # a different candidate wins at each horizon
+        return {"chosen": label, "options": candidates[label]}
+
+    monkeypatch.setattr(forecast, "select_options", pick_by_horizon)
+    chosen = forecast.choose_options(forecast.PROFILES["quick"], datasets, jobs, tmp_path, "tag", 0)
+    assert seen == [(6, {"train", "val"}, {"train", "val"}), (12, {"train", "val"}, {"train", "val"})]
+    assert set(chosen) == {"mackey-glass L=24 H=6", "mackey-glass L=24 H=12"}
+    assert chosen["mackey-glass L=24 H=6"]["options"] != chosen["mackey-glass L=24 H=12"]["options"]
+    assert [chosen[k]["horizon"] for k in sorted(chosen)] == [12, 6]
 
 
 def test_bad_options_and_bad_csv_give_one_line(tmp_path, capsys):

@@ -555,11 +555,14 @@ def test_fixture_macros_state_the_fixture_verdicts():
     assert words["floorVerdict"] == "the transition, not the codec, bounds them"
     assert words["shortHorizon"] == "10" and (words["farFirst"], words["farLast"]) == ("50", "100")
     # Part 2: seven of the twelve intervals below zero, one above; L=96 and 336 chose their keys on
-    # validation windows, L=720 had a single candidate within the key limit.
+    # validation windows per horizon, L=720 had a single candidate within the key limit.
     assert words["pairedVerdict"] == ("the hybrid's MSE is lower in seven and higher in one of the 12 settings, "
                                       "with intervals that exclude zero; the other four include zero")
-    assert words["forecastSelection"].endswith("24-step keys at $L=96$; 12-step keys at $L=336$; at $L=720$ only "
-                                               "24-step keys stay within 32 keys.")
+    # L=96 chose alike at every horizon (named once), L=336 changed its choice with the horizon
+    assert words["forecastSelection"].endswith(
+        "per lookback and horizon (by the hybrid's MSE, seed 0): 24-step keys at $L=96$; at $L=336$, 12-step keys at "
+        "$H\\in\\{96, 192\\}$ and 24-step keys at $H\\in\\{336, 720\\}$; at $L=720$ only 24-step keys stay "
+        "within 32 keys.")
     assert words["forecastSpan"] == "34.7, 113.4, 243.2 steps at $L=96, 336, 720$ (normalised: 0.65, 0.56, 0.51)"
 
 

@@ -109,7 +109,7 @@ class ForecastConfig:
     channel_independent: bool = True
     dropout: float = 0.1
     chaotic_candidates: dict = field(default_factory=lambda: dict(CHAOTIC_CANDIDATES))
-    key_candidates: dict = field(default_factory=dict)  # for ETT and CSV series, per lookback
+    key_candidates: dict = field(default_factory=dict)  # for ETT and CSV series, per lookback and horizon
     max_keys: int = 32  # candidates with more keys are left out: the encoder's time grows with them
     ablation: bool = False
     ablation_epochs: int = 3
@@ -270,8 +270,8 @@ def _state(out: Path, run_name: str, tag: str) -> Path:
     return out / "state" / f"{run_name}-{tag}".replace(":", "_").replace("/", "_")
 
 
-def selection_key(dataset: str, lookback: int) -> str:
-    return f"{dataset} L={lookback}"
+def selection_key(dataset: str, lookback: int, horizon: int) -> str:
+    return f"{dataset} L={lookback} H={horizon}"
 
 
 def candidates_for(config: ForecastConfig, dataset: str, lookback: int, horizon: int) -> dict:
@@ -284,15 +284,16 @@ def candidates_for(config: ForecastConfig, dataset: str, lookback: int, horizon:
 
 
 def choose_options(config, datasets, jobs, out, tag, verbose) -> dict:
-    """Per (dataset, lookback), the hybrid's options chosen on the validation windows at its first
-    horizon (seed 0), for the hybrid and seq2seq at every horizon; none where there is no choice."""
+    """Per (dataset, lookback, horizon), the hybrid's options chosen on that case's validation windows
+    (seed 0), for the hybrid and seq2seq; none where there is no choice. Chosen per horizon, not once
+    per lookback: on ETTh1 at L=336 the key segment that wins at H=96 loses at H=336 and H=720."""
     selections = {}
     if not {"hybrid", "seq2seq"} & set(config.models):
         return selections
     for dataset, lookback, horizon in jobs:
-        key = selection_key(dataset, lookback)
+        key = selection_key(dataset, lookback, horizon)
         candidates = candidates_for(config, dataset, lookback, horizon)
-        if key in selections or len(candidates) < 2:
+        if len(candidates) < 2:
             continue
         print(f"[selection] {key}: {len(candidates)} candidates on validation windows", flush=True)
         state = _state(out, f"select-{dataset}-{config.features}-L{lookback}-H{horizon}", tag)
@@ -329,9 +330,10 @@ def run(args: argparse.Namespace) -> dict:
                     count += 1
                     run_name = f"{dataset}-{config.features}-L{lookback}-H{horizon}-{name}-s{seed}"
                     print(f"[{count}/{total}] {run_name}", flush=True)
-                    state = _state(out, run_name, tag)
-                    chosen = selections.get(selection_key(dataset, lookback), {"options": {}})
+                    chosen = selections.get(selection_key(dataset, lookback, horizon), {"options": {}})
                     options = chosen["options"] if name in ("hybrid", "seq2seq") else {}
+                    # the folder names the options too: a run kept from another choice is not read back
+                    state = _state(out, f"{run_name}-{config_tag(options)}" if options else run_name, tag)
                     record, model = train_and_evaluate(name, data, config, seed, state, run_name,
                                                        config.epochs, verbose, **options)
                     record.update(dataset=dataset, features=config.features, lookback=lookback, horizon=horizon)
