@@ -56,24 +56,26 @@ def selection_sentence(forecast: PartResults) -> str:
     if not selections:
         return ""
     first = next(iter(selections.values()))
-    run = {}  # lookback -> the horizons it ran
+    ran = {}  # lookback -> the horizons it ran
     for lookback, horizon in forecast_pairs(forecast):
-        run.setdefault(lookback, set()).add(horizon)
+        ran.setdefault(lookback, set()).add(horizon)
+    selected = {lookback for lookback, _ in selections}
     chosen = []
-    for lookback in sorted({lookback for lookback, _ in selections}):
-        by_label = {}
+    for lookback in sorted(selected):
+        by_label = {}  # label -> the horizons that chose it
         for (L, horizon), s in sorted(selections.items()):
             if L == lookback:
                 by_label.setdefault(s.chosen, []).append(horizon)
-        if len(by_label) == 1 and set(*by_label.values()) >= run.get(lookback, set()):
-            chosen.append(f"{latex_escape(next(iter(by_label)))} at $L={lookback}$")
+        (label, horizons), *others = by_label.items()
+        if not others and set(horizons) >= ran.get(lookback, set()):
+            chosen.append(f"{latex_escape(label)} at $L={lookback}$")
             continue
         labels = [f"{latex_escape(label)} at " + (f"$H={horizons[0]}$" if len(horizons) == 1 else
                                                     f"$H\\in\\{{{', '.join(map(str, horizons))}\\}}$")
                   for label, horizons in by_label.items()]
         chosen.append(f"at $L={lookback}$, {listing(labels)}")
     single = sorted({(lookback, lookback // p.keys) for (lookback, _), p in forecast_pairs(forecast).items()
-                     if lookback not in {L for L, _ in selections}})
+                     if lookback not in selected})
     chosen += [f"at $L={lookback}$ only {segment}-step keys stay within {forecast_config(forecast, 'max_keys')} keys"
                for lookback, segment in single]
     return (f"Options are chosen on validation windows only, per lookback and horizon (by the "

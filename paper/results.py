@@ -266,8 +266,9 @@ def forecast_selections(forecast: PartResults, dataset: str = "etth1") -> dict[t
         if s.get("dataset") != dataset:
             continue
         try:
-            chosen[int(s["lookback"]), int(s["horizon"])] = Selection(str(s["chosen"]), [str(c) for c in s["scores"]], str(s["model"]),
-                                                   int(s["seed"]), int(s["horizon"]))
+            case = int(s["lookback"]), int(s["horizon"])
+            chosen[case] = Selection(str(s["chosen"]), [str(c) for c in s["scores"]], str(s["model"]),
+                                     int(s["seed"]), int(s["horizon"]))
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(f"{forecast.path}: selection[{key!r}] lacks or mangles {err}") from None
     return chosen

@@ -12,6 +12,7 @@ from seqattn import cli
 from seqattn.data import ett
 from seqattn.data.windows import make_windows
 from seqattn.experiments import forecast, forecast_eval
+from seqattn.experiments.common import config_tag
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +68,10 @@ def test_run_writes_results_figure_and_mlflow_runs(tmp_path, tiny_csv, monkeypat
     assert selection["metric"] == "val_mse" and set(selection["scores"]) == set(forecast.CHAOTIC_CANDIDATES)
     assert selection["chosen"] == min(selection["scores"], key=selection["scores"].get)
     assert mg["options"] == by_key[("mackey-glass", "seq2seq")]["options"] == selection["options"]
+    # a run's state folder names its options: a run kept from another choice is never read back
+    options = selection["options"]
+    tagged = "mackey-glass-M-L24-H12-hybrid-s0-" + (f"{config_tag(options)}-" if options else "")
+    assert [p.name.startswith(tagged) for p in (out / "state").glob("mackey-glass-M-L24-H12-hybrid-s0-*")] == [True]
     assert by_key[(f"csv:{tiny_csv}", "hybrid")]["options"] == {}
     assert set(saved["selection"]) == {"mackey-glass L=24 H=12"}  # the quick profile's keys are fixed on ETT and CSV
     assert {row["model"] for row in saved["summary"]} == set(forecast.MODELS)
@@ -136,7 +141,7 @@ def test_options_are_chosen_per_horizon_on_that_horizons_validation_windows(tmp_
     assert seen == [(6, {"train", "val"}, {"train", "val"}), (12, {"train", "val"}, {"train", "val"})]
     assert set(chosen) == {"mackey-glass L=24 H=6", "mackey-glass L=24 H=12"}
     assert chosen["mackey-glass L=24 H=6"]["options"] != chosen["mackey-glass L=24 H=12"]["options"]
-    assert [chosen[k]["horizon"] for k in sorted(chosen)] == [12, 6]
+    assert (chosen["mackey-glass L=24 H=6"]["horizon"], chosen["mackey-glass L=24 H=12"]["horizon"]) == (6, 12)
 
 
 def test_bad_options_and_bad_csv_give_one_line(tmp_path, capsys):
