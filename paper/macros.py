@@ -248,6 +248,7 @@ def video_macros(video: PartResults) -> dict[str, str]:
         "videoStages": words(int(video_config(video, "stages"))),
         "videoTransitionUpdates": count(video_config(video, "transition_updates")),
         "videoBatch": str(video_config(video, "batch_size")),
+        "videoRate": f"{float(video_config(video, 'learning_rate')):g}",
         "videoTrainSequences": count(video_config(video, "train_sequences")),
         "videoCodecUpdates": count(video_config(video, "codec_updates")),
         "videoDecoded": every(int(video_config(video, "decode_every")), "decoded prediction"),
