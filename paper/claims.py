@@ -98,8 +98,8 @@ def beats_by_more_than_spread(score: Stat, reference: float, decimals: int = 3) 
     return _printed(score.mean, decimals) - reference > _printed(score.std, decimals)
 
 
-def blank_verdict(beating: list[str], models: list[str], n_seeds: int) -> str:
-    """Which models beat all-black frames (skill 0) by more than their spread over seeds."""
+def blank_verdict(beating: list[str], models: list[str], n_seeds: int, reference: str = "all-black frames") -> str:
+    """Which models beat a trivial prediction (all-black frames: skill 0) by more than their spread over seeds."""
     if not beating:
         subject, plural_verb = ("neither model" if len(models) == 2 else "no model"), False
     elif len(beating) == len(models):
@@ -111,7 +111,7 @@ def blank_verdict(beating: list[str], models: list[str], n_seeds: int) -> str:
         margin = f"by more than {'their' if plural_verb else 'its'} spread over seeds"
     else:
         margin = "(one seed, so no spread over seeds to compare)"
-    return f"{subject} {verb} all-black frames {margin}"
+    return f"{subject} {verb} {reference} {margin}"
 
 
 def near_floor(model_mse: float, floor_mse: float, ratio: float = NEAR_FLOOR_RATIO) -> bool:

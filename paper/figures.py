@@ -15,7 +15,7 @@ import numpy as np
 
 from paper.results import PartResults
 from paper.video_results import (
-    LATENT_MODELS, Strip, video_baseline_per_frame_mse, video_budget_curve,
+    LATENT_MODELS, Strip, video_baseline_per_frame_mse, video_baselines, video_budget_curve,
     video_codec_per_frame_mse, video_config, video_model_label, video_models, video_per_frame,
     video_predicted_frames, video_span_per_step, video_window,
 )
@@ -60,6 +60,9 @@ def figure_horizon(video: PartResults, path: Path) -> Path:
                   label="codec floor")
     left.plot(frames, 1 - video_baseline_per_frame_mse(video, "last_frame") / blank, color="k", ls="--", lw=0.8,
               label="last frame held")
+    if "mean_frame" in video_baselines(video):  # results written before this baseline lack it
+        left.plot(frames, 1 - video_baseline_per_frame_mse(video, "mean_frame") / blank, color="k", ls=(0, (1, 1)),
+                  lw=0.8, label="mean training frame")
     left.axhline(0.0, color="k", lw=0.6)
     far_first, far_last = video_window(video, "far")
     left.axvspan(far_first, far_last, color="0.92", zorder=0)

@@ -13,7 +13,8 @@ from paper.results import (
 )
 from paper.text import count, duration, every, latex_escape, listing, num, pct, plural, pm, words
 from paper.video_results import (
-    LATENT_MODELS, VIDEO_MODEL_ORDER, video_budget_curve, video_change, video_codec_metric, video_config,
+    LATENT_MODELS, VIDEO_MODEL_ORDER, video_baseline_metric, video_budget_curve, video_change, video_codec_metric,
+    video_config,
     video_metric, video_mnist_fallback, video_model_label, video_models, video_params, video_span_per_head,
     video_span_per_step, video_window,
 )
@@ -187,6 +188,20 @@ def blank_words(video: PartResults, window: str = "far") -> dict[str, str]:
     }
 
 
+def mean_frame_words(video: PartResults, window: str = "far") -> dict[str, str]:
+    """The mean training frame, a prediction that knows nothing of the sequence, against every model
+    on the far window: a model below it has lost more than the digits' positions."""
+    reference = video_baseline_metric(video, "mean_frame", "skill", window)
+    models = video_models(video)
+    beating = [m for m in models if claims.beats_by_more_than_spread(video_metric(video, m, "skill", window), reference)]
+    return {
+        "meanFrameFarMSE": num(video_baseline_metric(video, "mean_frame", "mse", window), 1),
+        "meanFrameVerdict": claims.blank_verdict([video_model_label(video, m) for m in beating],
+                                                 [video_model_label(video, m) for m in models],
+                                                 len(video.get("seeds")), reference="it"),
+    }
+
+
 def floor_words(video: PartResults, window: str = "far") -> dict[str, str]:
     """The codec floor against the latent models' MSE on the far window."""
     floor = video_codec_metric(video, "mse", window)
@@ -252,6 +267,10 @@ def video_macros(video: PartResults) -> dict[str, str]:
         "videoTrainSequences": count(video_config(video, "train_sequences")),
         "videoCodecUpdates": count(video_config(video, "codec_updates")),
         "videoDecoded": every(int(video_config(video, "decode_every")), "decoded prediction"),
+        # runs from before the option froze the whole codec
+        "videoFrozen": ("encoder frozen, the pixel loss fine-tuning each model's copy of the decoder"
+                        if video.has("config", "tune_decoder") and video_config(video, "tune_decoder")
+                        else "codec frozen"),
         "convlstmFrames": str(context + int(video_config(video, "convlstm_horizon"))),
         "videoTestSequences": count(video_config(video, "test_sequences")),
         "videoNSeeds": words(len(video.get("seeds"))),
@@ -280,6 +299,7 @@ def video_macros(video: PartResults) -> dict[str, str]:
         **change_macros(video, "far", "far"),
         **change_macros(video, "short", "short"),
         **blank_words(video),
+        **mean_frame_words(video),
         **floor_words(video),
         **budget_words(video),
         **span_words(video),

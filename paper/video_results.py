@@ -17,7 +17,7 @@ LATENT_MODELS = ("tap", "htap")
 FRAME_SIZE = 64  # Moving MNIST frames are 64 x 64
 # The predictions that need no latent rollout, in the order the table prints them.
 REFERENCE_LABELS = {"codec": "codec reconstruction (floor)", "blank": "all-black frames",
-                    "last_frame": "last frame held"}
+                    "last_frame": "last frame held", "mean_frame": "mean frame"}
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def video_seed_metric(video: PartResults, model: str, metric: str, window: str, 
 
 
 def video_baselines(video: PartResults) -> list[str]:
-    """The trivial predictions the part evaluated: "blank", "last_frame"."""
+    """The trivial predictions the part evaluated: "blank", "last_frame", "mean_frame"."""
     names = list(video.get("baselines"))
     return [n for n in REFERENCE_LABELS if n in names] + sorted(n for n in names if n not in REFERENCE_LABELS)
 

@@ -139,6 +139,21 @@ def test_trivial_predictors_score_as_computed_by_hand():
     np.testing.assert_allclose(still["per_frame"]["f1"], 1.0)
 
 
+def test_mean_frame_baseline_scores_as_computed_by_hand():
+    clips = np.zeros((2, 2, 8, 8), np.uint8)  # SSIM needs 7x7 frames
+    clips[0, :, 0, 0] = 255  # pixel (0, 0) lit in half of the four frames
+    clips[1, 0, 1, 1] = 255  # pixel (1, 1) lit in one of them
+    frame = video_eval.mean_frame(clips)
+    expected = np.zeros((8, 8), np.float32)
+    expected[0, 0], expected[1, 1] = 0.5, 0.25
+    np.testing.assert_allclose(frame, expected)
+    truth = np.zeros((1, 5, 8, 8), np.float32)
+    truth[:, :, 0, 0] = 1.0
+    evaluation = video_eval.evaluate(video_eval.mean_frame_predictor(frame, 3), truth, 3)
+    np.testing.assert_allclose(evaluation["per_frame"]["mse"], 0.5**2 + 0.25**2)  # (1 - 0.5)^2 + 0.25^2
+    np.testing.assert_allclose(evaluation["per_frame"]["skill"], 1.0 - 0.3125 / 1.0)
+
+
 def test_config_tags_follow_what_decides_each_trained_part():
     quick = PROFILES["quick"]
     more_tests = replace(quick, test_sequences=999, seeds=(5,))

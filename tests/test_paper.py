@@ -40,7 +40,7 @@ needs_tex = pytest.mark.skipif(not TEX_TOOLS, reason="latexmk/pdftotext not inst
 pytestmark = pytest.mark.paper
 
 VIDEO_LABELS = {"htap": "H-TAP", "convlstm": "ConvLSTM", "codec": "codec (floor)", "blank": "all-black frames",
-                "last_frame": "last frame held"}
+                "last_frame": "last frame held", "mean_frame": "mean frame"}
 VIDEO_COLUMNS = (("mse", 1), ("skill", 3), ("f1", 3), ("ssim", 3))
 
 

@@ -12,8 +12,8 @@ config -> data -> train -> evaluate -> report:
   trains end to end in pixel space for the same number of updates.
 - Evaluation (`video_eval`): each model observes frames 1..context and rolls out the rest; windows
   `short` (10 -> 10) and `far` (frames 50-100); per-frame MSE, SSIM, foreground F1, skill against
-  blank frames; the codec's reconstruction (the floor), blank and last-frame predictions through
-  the same code. H-TAP vs TAP paired on the same test sequences, with a bootstrap interval over
+  blank frames; the codec's reconstruction (the floor), blank, last-frame and mean-training-frame
+  predictions through the same code. H-TAP vs TAP paired on the same test sequences, with a bootstrap interval over
   sequences and seeds; the same comparison at the stage checkpoints gives the budget curve.
 - Report (`video_report`): results.json, results.md, figures.
 
@@ -102,6 +102,17 @@ def resolve_config(args: argparse.Namespace) -> VideoConfig:
                    eval_batch_size=min(config.eval_batch_size, config.test_sequences))
 
 
+MEAN_FRAME_CLIPS = 200  # training clips whose frames average to the mean-frame baseline
+MEAN_FRAME_SEED = 3_000_017
+
+
+def training_mean_frame(train_pool: np.ndarray, config: VideoConfig) -> np.ndarray:
+    """The mean frame of fresh training clips (training digits only, never the test set)."""
+    clips = moving_mnist.generate(train_pool, MEAN_FRAME_CLIPS, config.eval_length, config.n_digits,
+                                  seed=MEAN_FRAME_SEED)
+    return video_eval.mean_frame(clips)
+
+
 def run_training(args: argparse.Namespace) -> dict:
     config = resolve_config(args)
     out = ensure_writable_dir(Path(args.out) / "video")
@@ -116,6 +127,9 @@ def run_training(args: argparse.Namespace) -> dict:
         "blank": video_eval.evaluate(video_eval.blank_predictor(config.context), test, config.context, desc="blank"),
         "last_frame": video_eval.evaluate(video_eval.last_frame_predictor(config.context), test, config.context,
                                           desc="last frame"),
+        "mean_frame": video_eval.evaluate(video_eval.mean_frame_predictor(training_mean_frame(train_pool, config),
+                                                                          config.context),
+                                          test, config.context, desc="mean frame"),
     }
     runs = {name: [] for name in config.models}
     floors, examples, attention = [], {}, None

@@ -51,6 +51,7 @@ class VideoConfig:
     learning_rate: float = 1e-3
     decode_every: int = 6  # predictions between two that get the pixel loss (the decoder is the costly part)
     pixel_loss_weight: float = 1.0
+    tune_decoder: bool = False  # the pixel loss also fine-tunes the decoder (each model its own copy)
     # ConvLSTM anchor on 4x4-folded frames, trained end to end on context + convlstm_horizon frames
     convlstm_filters: tuple = (32,)
     convlstm_kernel: int = 3
@@ -136,7 +137,7 @@ RUN_FIELDS = {
     "codec": CODEC_FIELDS,
     "latent": CODEC_FIELDS + ("context", "pool_clips", "pool_length", "token_patch", "d_model", "num_layers", "num_heads", "ff_dim",
                               "rnn", "teacher_length", "max_rollout", "stages", "epochs_per_stage",
-                              "steps_per_epoch", "batch_size", "decode_every", "pixel_loss_weight"),
+                              "steps_per_epoch", "batch_size", "decode_every", "pixel_loss_weight", "tune_decoder"),
     "convlstm": ("n_digits", "context", "convlstm_filters", "convlstm_kernel", "convlstm_horizon", "stages",
                  "epochs_per_stage", "steps_per_epoch", "batch_size", "learning_rate"),
 }

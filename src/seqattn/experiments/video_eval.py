@@ -3,8 +3,10 @@ metrics and paired comparison.
 
 - A predictor maps test sequences (b, T, H, W) in [0, 1] to its frames context+1..T,
   (b, T - context, H, W): a model's closed-loop rollout, all-black frames, the last observed
-  frame held still, or the codec's reconstruction of the true frames (the floor of every latent
-  model: no rollout decodes better than the codec reconstructs).
+  frame held still, the mean training frame (the best prediction that knows nothing of the
+  sequence: a model that has lost the digits should still reach it), or the codec's
+  reconstruction of the true frames (the floor of every latent model: no rollout decodes better
+  than the codec reconstructs).
 - Windows (1-based frames, inclusive), recorded in results.json so nothing downstream
   re-derives them: `short` = the standard 10 -> 10 protocol, frames context+1..context+10;
   `far` = frames 50..T (or context+1..T when the context reaches past frame 50).
@@ -61,6 +63,20 @@ def last_frame_predictor(context: int):
     def predict(sequences):
         last = sequences[:, context - 1 : context].astype(np.float32)
         return np.repeat(last, sequences.shape[1] - context, axis=1)
+
+    return predict
+
+
+def mean_frame(clips: np.ndarray) -> np.ndarray:
+    """Per-pixel mean of every frame of (N, T, H, W) uint8 training clips, in [0, 1]: (H, W)."""
+    return clips.mean(axis=(0, 1), dtype=np.float64).astype(np.float32) / 255.0
+
+
+def mean_frame_predictor(frame: np.ndarray, context: int):
+    """The same (H, W) frame at every predicted step, whatever the sequence."""
+
+    def predict(sequences):
+        return np.broadcast_to(frame, (len(sequences), sequences.shape[1] - context, *frame.shape)).copy()
 
     return predict
 

@@ -18,7 +18,8 @@ from seqattn.report import markdown_table, mean_std
 
 STRIP_FRAMES = (10, 25, 50, 75, 100)
 LABELS = {"tap": "TAP", "htap": "H-TAP", "convlstm": "ConvLSTM", "blank": "all-black frames",
-          "last_frame": "last frame held", "codec": "codec reconstruction (floor)"}
+          "last_frame": "last frame held", "mean_frame": "mean training frame",
+          "codec": "codec reconstruction (floor)"}
 
 
 def _stats(values) -> dict:
@@ -260,8 +261,8 @@ def write_figures(config, results: dict, runs: dict, baselines: dict, attention:
     else:
         figures.append(plot_mse_by_horizon({**{k: v[0] for k, v in curves.items()}, **base_mse}, config.context,
                                            out / "mse_by_horizon.png", "Per-frame MSE of the rollout"))
-    figures.append(plot_skill_by_horizon({**skills, "last_frame": baselines["last_frame"]["per_frame"]["skill"]},
-                                         config.context, out / "skill_by_horizon.png"))
+    trivial = {name: ev["per_frame"]["skill"] for name, ev in baselines.items() if name != "blank"}  # blank: skill 0
+    figures.append(plot_skill_by_horizon({**skills, **trivial}, config.context, out / "skill_by_horizon.png"))
     strip_frames = _strip_frames(config.eval_length)
     videos = {name: _full_video(truth, pred, config.context) for name, pred in examples.items()}
     with atomic_path(out / "strip.npz") as tmp, open(tmp, "wb") as f:

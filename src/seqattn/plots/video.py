@@ -14,7 +14,9 @@ from PIL import Image, ImageDraw  # noqa: E402
 from seqattn.io import atomic_path  # noqa: E402
 
 MODEL_LABELS = {"tap": "TAP", "htap": "H-TAP", "convlstm": "ConvLSTM"}
-BASELINE_LABELS = {"blank": "all-black frames", "last_frame": "last observed frame held"}
+BASELINE_LABELS = {"blank": "all-black frames", "last_frame": "last observed frame held",
+                   "mean_frame": "mean training frame"}
+BASELINE_STYLES = {"blank": "--", "last_frame": "-.", "mean_frame": (0, (1, 1))}
 MODEL_COLORS = {"tap": "tab:blue", "htap": "tab:red", "convlstm": "tab:green"}
 
 
@@ -86,8 +88,8 @@ def plot_research_attention(mean_weights: np.ndarray, span_by_step: np.ndarray, 
         horizon_frames = np.arange(context + 1, context + 1 + len(mean))
         ax.plot(horizon_frames, mean, color=MODEL_COLORS.get(name), label=MODEL_LABELS.get(name, name))
         ax.fill_between(horizon_frames, mean - std, mean + std, color=MODEL_COLORS.get(name), alpha=0.2)
-    for (name, mse), style in zip((baselines or {}).items(), ("--", "-.")):
-        ax.plot(np.arange(context + 1, context + 1 + len(mse)), mse, color="gray", ls=style, lw=1,
+    for name, mse in (baselines or {}).items():
+        ax.plot(np.arange(context + 1, context + 1 + len(mse)), mse, color="gray", ls=BASELINE_STYLES.get(name, "--"), lw=1,
                 label=f"baseline: {BASELINE_LABELS.get(name, name)}")
     ax.axvline(train_length, color="gray", ls=":", lw=1)
     last = context + len(next(iter(mse_by_model.values()))[0])
@@ -172,7 +174,8 @@ def plot_skill_by_horizon(skill_by_model: dict, context: int, path) -> Path:
     """Skill against all-black frames per predicted frame, name -> (H,): 0 is a blank prediction."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, skill in skill_by_model.items():
-        style = dict(color="gray", ls="--", lw=1) if name in BASELINE_LABELS else dict(color=MODEL_COLORS.get(name))
+        style = (dict(color="gray", ls=BASELINE_STYLES[name], lw=1) if name in BASELINE_LABELS
+                 else dict(color=MODEL_COLORS.get(name)))
         label = f"baseline: {BASELINE_LABELS[name]}" if name in BASELINE_LABELS else MODEL_LABELS.get(name, name)
         ax.plot(np.arange(context + 1, context + 1 + len(skill)), skill, label=label, **style)
     ax.axhline(0.0, color="black", lw=0.8)
