@@ -40,10 +40,10 @@ bench: $(VENV)/.installed
 # of one TensorFlow thread, whose trained models the last command of each gathers, evaluates and
 # reports. Part 2: ETTh1 at L=336 then the chaotic series; ETTh1 at L=96 and 720. Part 3: seeds 0-1
 # of TAP and H-TAP, then ConvLSTM seed 1; seed 2 of every model, ConvLSTM seed 0, then the paper's
-# ablation (seed 0 of TAP and H-TAP on the first lane's codec, trained on rollouts of up to 25 frames
-# instead of 90). Wall times in results/*/results.json and results/README.md.
+# ablation (seed 0 of TAP and H-TAP on the first lane's codec, trained on rollouts of up to 90 frames
+# instead of 30). Wall times in results/*/results.json and results/README.md.
 LANE2 := results/.lane2
-ROLLOUT25 := results/ablations/rollout25
+ROLLOUT90 := results/ablations/rollout90
 FORECAST_LANE2 := results/.forecast-lane2
 paper-results: $(VENV)/.installed
 	$(PY) sequence_attention.py --profile paper --parts attention --out results
@@ -64,8 +64,8 @@ paper-results-video: $(VENV)/.installed
 	  $(PY) -m seqattn.cli video --profile paper --seeds 1 --models convlstm --out results ) & first=$$!; \
 	$(PY) -m seqattn.cli video --profile paper --seeds 2 --out $(LANE2) && \
 	$(PY) -m seqattn.cli video --profile paper --seeds 0 --models convlstm --out $(LANE2) && \
-	mkdir -p $(ROLLOUT25)/video/runs && cp -Rn results/video/runs/codec-seed0-* $(ROLLOUT25)/video/runs/ && \
-	$(PY) -m seqattn.cli video --profile paper --seeds 0 --models tap htap --horizon 25 --out $(ROLLOUT25) && \
+	mkdir -p $(ROLLOUT90)/video/runs && cp -Rn results/video/runs/codec-seed0-* $(ROLLOUT90)/video/runs/ && \
+	$(PY) -m seqattn.cli video --profile paper --seeds 0 --models tap htap --horizon 90 --out $(ROLLOUT90) && \
 	wait $$first && cp -Rn $(LANE2)/video/runs/. results/video/runs/ && \
 	$(PY) sequence_attention.py --profile paper --parts video --out results
 

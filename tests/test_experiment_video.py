@@ -164,15 +164,15 @@ def test_config_tags_follow_what_decides_each_trained_part():
     assert config_tag("convlstm", wider) == config_tag("convlstm", quick)
 
 
-def test_paper_rollouts_reach_the_evaluated_frames_and_horizon_25_is_the_ablation():
+def test_paper_rollouts_grow_to_30_frames_and_horizon_90_is_the_ablation():
     def config(*argv):
         return resolve_config(cli.parse_arguments(["video", "--profile", "paper", *argv], cli.build_parser))
 
     paper = config()
-    assert paper.context + paper.max_rollout == paper.eval_length == paper.pool_length == 100
-    assert paper.stage_schedule()[-1].length == 100  # the last stage rolls out every evaluated frame
-    ablation = config("--horizon", "25")  # the previous recipe: its pool clips were 45 frames long
-    assert (ablation.max_rollout, ablation.pool_length, ablation.stage_schedule()[-1].length) == (25, 45, 35)
+    assert (paper.max_rollout, paper.pool_length, paper.eval_length) == (30, 45, 100)
+    assert [s.length for s in paper.stage_schedule()] == [20, 20, 30, 40]  # teacher-forced, then 10, 20, 30 frames
+    ablation = config("--horizon", "90")  # the previous recipe: rollouts reach every evaluated frame
+    assert (ablation.max_rollout, ablation.pool_length, ablation.stage_schedule()[-1].length) == (90, 100, 100)
 
 
 def test_options_reach_the_config():
