@@ -86,10 +86,10 @@ PROFILES = {
     # 960 updates of 4 windows at Adam 2e-3 (at commit 7dbfee8, 240 of 16 at 1e-3: worse on both
     # windows). Closed-loop rollouts grow to 30 frames and the pixel loss fine-tunes the decoder:
     # seed 0 (256 test sequences, MSE 10->10 / frames 50-100) TAP 147.2 / 168.9, H-TAP 151.1 / 167.5
-    # in 169 s / 318 s of training; with rollouts grown to 90 frames, the recipe of commit 6ac2d85,
-    # TAP 152.4 / 168.9 and H-TAP 168.5 / 180.9 in 346 s / 833 s (`--horizon 90` reruns it, the
+    # in 169 s / 318 s of training; with rollouts grown to 90 frames as at commit 6ac2d85 (decoder
+    # fine-tuned too) TAP 152.4 / 168.9 and H-TAP 168.5 / 180.9 in 346 s / 833 s (`--horizon 90`, the
     # paper's ablation), and with the decoder frozen as well TAP 162.0 / 171.1, H-TAP 165.3 / 174.5.
-    # Rollouts of 20 frames drifted past the blank-frame error on frames 50-100 (TAP 318.9).
+    # Shorter is not better: TAP's checkpoint after the 20-frame stage scored 318.9 on frames 50-100.
     "paper": VideoConfig(seeds=(0, 1, 2), codec_epochs=5, codec_steps_per_epoch=60, pool_clips=400,
                          pool_length=45, max_rollout=30, stages=4, epochs_per_stage=1, steps_per_epoch=240,
                          batch_size=4, learning_rate=2e-3, test_sequences=256, eval_batch_size=8,
