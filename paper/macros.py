@@ -11,7 +11,7 @@ from paper.results import (
     forecast_pairs, forecast_seeds, forecast_selections, forecast_valid_prediction_time, hybrid_etth1,
     retrieval_config, retrieval_metric, training_seconds,
 )
-from paper.text import count, duration, every, latex_escape, listing, num, pct, plural, pm, words
+from paper.text import count, counted, duration, every, latex_escape, listing, num, pct, plural, pm, words
 from paper.video_results import (
     LATENT_MODELS, VIDEO_MODEL_ORDER, video_baseline_metric, video_budget_curve, video_change, video_codec_metric,
     video_config,
@@ -155,7 +155,7 @@ def not_run_words(forecast: PartResults, video: PartResults) -> str:
     if not forecast_ablation(forecast):
         items.append("ablations of the forecaster")
     if set(video_models(video)) <= set(VIDEO_MODEL_ORDER):
-        items.append("ablations of H-TAP (depth, heads, position encoding)")
+        items.append("H-TAP's depth, heads and position encoding varied")
     items.append("stochastic latents")
     return listing(items)
 
@@ -268,7 +268,7 @@ def video_macros(video: PartResults) -> dict[str, str]:
         "videoCodecUpdates": count(video_config(video, "codec_updates")),
         "videoDecoded": every(int(video_config(video, "decode_every")), "decoded prediction"),
         # runs from before the option froze the whole codec
-        "videoFrozen": ("encoder frozen, the pixel loss fine-tuning each model's copy of the decoder"
+        "videoFrozen": ("encoder frozen and its own decoder fine-tuned by the pixel loss"
                         if video.has("config", "tune_decoder") and video_config(video, "tune_decoder")
                         else "codec frozen"),
         "convlstmFrames": str(context + int(video_config(video, "convlstm_horizon"))),
@@ -280,7 +280,7 @@ def video_macros(video: PartResults) -> dict[str, str]:
         "latentChannels": str(video_config(video, "latent_channels")),
         "tokenPatch": f"{patch}\\times{patch}",
         "tapRNN": str(video_config(video, "rnn")).upper(),
-        "htapLayers": words(int(video_config(video, "num_layers"))),
+        "htapBlocks": counted(int(video_config(video, "num_layers")), "block"),
         "htapHeads": words(int(video_config(video, "num_heads"))),
         "tapTransitionParams": count(video_params(video, "tap", "transition")),
         "htapTransitionParams": count(video_params(video, "htap", "transition")),
@@ -304,6 +304,25 @@ def video_macros(video: PartResults) -> dict[str, str]:
         **budget_words(video),
         **span_words(video),
     }
+
+
+def study_backends(parts: list[PartResults]) -> str:
+    """The Keras backend of each part, in part order, e.g. "\\texttt{torch} (Part 1), \\texttt{tensorflow}
+    (Parts 2--3)"; one name when every part ran on the same backend."""
+    by_backend: dict[str, list[int]] = {}
+    for number, part in enumerate(parts, start=1):
+        by_backend.setdefault(environment(part, "backend"), []).append(number)
+    if len(by_backend) == 1:
+        return f"\\texttt{{{latex_escape(next(iter(by_backend)))}}}"
+
+    def which(numbers: list[int]) -> str:
+        if len(numbers) == 1:
+            return f"Part {numbers[0]}"
+        if numbers == list(range(numbers[0], numbers[-1] + 1)):
+            return f"Parts {numbers[0]}--{numbers[-1]}"
+        return f"Parts {listing([str(n) for n in numbers])}"
+
+    return ", ".join(f"\\texttt{{{latex_escape(b)}}} ({which(n)})" for b, n in by_backend.items())
 
 
 def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
@@ -341,7 +360,7 @@ def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
         # Part 3
         **video_macros(video),
         # The run
-        "studyBackend": latex_escape(environment(attention, "backend")),
+        "studyBackend": study_backends([attention, forecast, video]),
         "studyKeras": latex_escape(environment(attention, "keras")),
         "studyProfile": latex_escape(str(attention.get("profile"))),
         "studyDuration": duration(sum(training_seconds(p) for p in parts.values())),

@@ -121,7 +121,7 @@ def table_video(video: PartResults) -> str:
 
 
 ABLATION_WORDS = {
-    "max_rollout": lambda v: f"training rollouts of up to {v} frames",
+    "max_rollout": lambda v: f"rollouts of up to {v} frames",
     "rnn": lambda v: f"TAP with a convolutional {str(v).upper()} cell",
     "token_patch": lambda v: f"tokens of ${v}\\times{v}$ latent cells",
 }
@@ -150,7 +150,7 @@ def video_ablation(video: PartResults, ablations: dict[str, PartResults]) -> str
     short_first, short_last = video_window(video, "short")
     far_first, far_last = video_window(video, "far")
     return (
-        f"\\paragraph{{Ablation.}} Seed {seed} rerun with one training option changed; MSE on frames "
-        f"{short_first}--{short_last} and {far_first}--{far_last} (H-TAP vs TAP on the latter). The paper run, "
+        f"\\paragraph{{Ablation.}} Seed {seed} rerun with one option changed; MSE on frames "
+        f"{short_first}--{short_last} and {far_first}--{far_last} (H-TAP vs TAP on the latter). Paper run, "
         f"{ablation_label({'max_rollout': video_config(video, 'max_rollout')})}: {numbers(video)}; {variants}.\n"
     )

@@ -39,6 +39,11 @@ def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
+def counted(n: int, noun: str) -> str:
+    """"one block", "two blocks": `plural` with the number in words."""
+    return f"{words(n)} {noun}" + ("" if n == 1 else "s")
+
+
 def every(n: int, noun: str) -> str:
     """"every 4th decoded prediction", "every decoded prediction" for n = 1."""
     if n == 1:

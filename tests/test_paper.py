@@ -406,7 +406,7 @@ def test_ablation_paragraph_sets_seed_0_of_the_paper_run_against_each_variant(tm
     results = write_results(tmp_path)  # with a horizon-30 variant at 0.9 x seed 0's numbers
     video = json.loads((results / "video" / "results.json").read_text())
     text = tables.video_ablation(PartResults(video, results / "video" / "results.json"), load_video_ablations(results))
-    base, variant = text.split("up to 50 frames: ")[1].split("; training rollouts of up to 30 frames: ")
+    base, variant = text.split("up to 50 frames: ")[1].split("; rollouts of up to 30 frames: ")
     tap, htap = (video["models"][m]["metrics"] for m in ("tap", "htap"))
     for words, scale in ((base, 1.0), (variant, 0.9)):
         t10, tfar, h10, hfar = (scale * m[k]["per_seed"][0] for m in (tap, htap) for k in ("mse_short", "mse_far"))
