@@ -114,6 +114,17 @@ def blank_verdict(beating: list[str], models: list[str], n_seeds: int, reference
     return f"{subject} {verb} {reference} {margin}"
 
 
+def ladder_verdict(best: str, mse: float, rungs: list[tuple[float, float]]) -> str:
+    """Where the best model's MSE falls on the tracking ladder, (direction error in degrees, MSE) by
+    error: below every observer, between two, or above the loosest (and so every model is)."""
+    if mse <= rungs[0][1]:
+        return f"{best}, the best, is below even the {rungs[0][0]:g}$^\\circ$ observer"
+    for (tight, low), (loose, high) in zip(rungs, rungs[1:]):
+        if low < mse <= high:
+            return f"{best}, the best, lies between the {tight:g}$^\\circ$ and {loose:g}$^\\circ$ observers"
+    return f"every model is above the {rungs[-1][0]:g}$^\\circ$ observer"
+
+
 def near_floor(model_mse: float, floor_mse: float, ratio: float = NEAR_FLOOR_RATIO) -> bool:
     """True when a latent model's MSE is within `ratio` times the codec's reconstruction MSE."""
     return model_mse <= ratio * floor_mse

@@ -122,6 +122,14 @@ def video_baseline_metric(video: PartResults, name: str, metric: str, window: st
     return video.number("baselines", name, "metrics", f"{metric}_{window}")
 
 
+def video_tracking_ladder(video: PartResults, window: str) -> list[tuple[float, float]]:
+    """(direction error in degrees, window MSE) of each observer of the tracking ladder, by error."""
+    rungs = [(video.number("tracking_ladder", i, "direction_noise_deg"),
+              video.number("tracking_ladder", i, "metrics", f"mse_{window}"))
+             for i in range(len(video.get("tracking_ladder")))]
+    return sorted(rungs)
+
+
 def video_codec_metric(video: PartResults, metric: str, window: str) -> Stat:
     """The codec's reconstruction of the true frames: the floor no latent rollout decodes below."""
     return video.stat("codec", "metrics", f"{metric}_{window}")

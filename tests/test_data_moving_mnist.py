@@ -48,6 +48,13 @@ def test_generate_is_deterministic_for_a_seed():
     assert not np.array_equal(first, generate(pool, 6, length=12, seed=6))
 
 
+def test_a_layout_renders_the_sequences_generate_draws_for_its_seed():
+    pool = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    layout = moving_mnist.layout_of(6, 2, len(pool), seed=5)
+    assert layout.chosen.shape == (6, 2) and layout.start.shape == (6, 2, 2) and layout.theta.shape == (6, 2)
+    np.testing.assert_array_equal(moving_mnist.render(pool, layout, 12), generate(pool, 6, length=12, seed=5))
+
+
 def test_digits_stay_on_the_canvas_and_move_at_the_set_speed():
     frames = generate(_block_pool(), 50, length=100, n_digits=1, seed=1)  # (N, T, 64, 64)
     # the whole 28x28 block is on the canvas in every frame: nothing is cut at an edge

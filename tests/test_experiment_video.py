@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from seqattn import cli
-from seqattn.experiments import video_eval
+from seqattn.data import moving_mnist
+from seqattn.experiments import video_eval, video_report
 from seqattn.experiments.video import PROFILES, config_tag, resolve_config
 
 TINY = ["--epochs", "1", "--stages", "2", "--train-sequences", "8", "--batch-size", "2", "--test-sequences", "3",
@@ -152,6 +153,47 @@ def test_mean_frame_baseline_scores_as_computed_by_hand():
     evaluation = video_eval.evaluate(video_eval.mean_frame_predictor(frame, 3), truth, 3)
     np.testing.assert_allclose(evaluation["per_frame"]["mse"], 0.5**2 + 0.25**2)  # (1 - 0.5)^2 + 0.25^2
     np.testing.assert_allclose(evaluation["per_frame"]["skill"], 1.0 - 0.3125 / 1.0)
+
+
+def _observed(pool, n, length, seed, n_digits=2):
+    """Generated sequences in [0, 1] and the layout they were drawn from."""
+    frames = moving_mnist.generate(pool, n, length, n_digits, seed=seed).astype(np.float32) / 255.0
+    return frames, moving_mnist.layout_of(n, n_digits, len(pool), seed)
+
+
+def test_observer_with_exact_directions_predicts_the_sequences_themselves():
+    pool = np.random.default_rng(1).integers(0, 256, (10, 28, 28), dtype=np.uint8)
+    truth, layout = _observed(pool, 5, 14, seed=3)
+    observer = video_eval.trajectory_oracle_predictor(pool, layout, 4, direction_noise_deg=0.0, samples=2)
+    evaluation = video_eval.evaluate(observer, truth, 4, chunk=2)
+    np.testing.assert_allclose(evaluation["per_frame"]["mse"], 0.0, atol=1e-9)
+
+
+def test_observer_spreads_the_digits_ink_and_ignores_how_sequences_are_chunked():
+    pool = np.full((1, 28, 28), 255, np.uint8)  # one solid block: every rendering holds 28 x 28 lit pixels
+    truth, layout = _observed(pool, 4, 30, seed=7, n_digits=1)
+    whole = video_eval.trajectory_oracle_predictor(pool, layout, 3, direction_noise_deg=20.0, samples=16)(truth)
+    assert whole.shape == (4, 27, 64, 64)
+    np.testing.assert_allclose(whole.sum(axis=(2, 3)), 28 * 28, rtol=1e-5)  # the ink is spread, never lost
+    assert (whole[:, -1] < 1.0).any()  # and spread: the renderings disagree by the last frame
+    one_by_one = video_eval.trajectory_oracle_predictor(pool, layout, 3, direction_noise_deg=20.0, samples=16)
+    np.testing.assert_array_equal(np.concatenate([one_by_one(truth[i : i + 1]) for i in range(4)]), whole)
+
+
+def test_observer_refuses_sequences_that_are_not_its_layouts():
+    pool = np.random.default_rng(2).integers(1, 256, (10, 28, 28), dtype=np.uint8)
+    truth, layout = _observed(pool, 3, 12, seed=4)
+    observer = video_eval.trajectory_oracle_predictor(pool, layout, 4, direction_noise_deg=3.0, samples=2)
+    with pytest.raises(ValueError, match="test sequence 0 is not the one its layout renders"):
+        observer(truth[::-1])
+
+
+def test_tracking_ladder_table_gives_each_observers_mse_against_blank_frames():
+    results = {"windows": {"short": [11, 20], "far": [50, 100]},
+               "baselines": {"blank": {"metrics": {"mse_short": 200.0, "mse_far": 160.0}}},
+               "tracking_ladder": [{"direction_noise_deg": 3.0, "metrics": {"mse_short": 50.0, "mse_far": 120.0}}]}
+    table = video_report.ladder_markdown(results)
+    assert "| 3 | 50.0 (0.25) | 120.0 (0.75) |" in table
 
 
 def test_config_tags_follow_what_decides_each_trained_part():

@@ -18,6 +18,7 @@ import json
 import os
 import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -52,10 +53,27 @@ def _digit_pool(digits) -> np.ndarray:
     return digits
 
 
-def _trajectories(rng: np.random.Generator, n: int, length: int, n_digits: int, free: int, speed: float):
-    """Top-left corners of every digit in every frame: (N, T, D, 2) int, within [0, free]."""
-    start = rng.random((n, n_digits, 2))  # (N, D, 2) in units of the free range
-    theta = rng.random((n, n_digits)) * 2 * np.pi  # (N, D)
+@dataclass(frozen=True)
+class Layout:
+    """What decides N sequences besides the digit images: which digit of the pool each of the D
+    digits is (N, D), its top-left start in units of the free range (N, D, 2) and its direction
+    of motion in radians (N, D). With the speed, every frame follows in closed form."""
+
+    chosen: np.ndarray
+    start: np.ndarray
+    theta: np.ndarray
+
+
+def sample_layout(rng: np.random.Generator, n: int, n_digits: int, pool_size: int) -> Layout:
+    """Digits, starts and directions, drawn from `rng` in the order `generate` draws them."""
+    chosen = rng.integers(0, pool_size, (n, n_digits))
+    start = rng.random((n, n_digits, 2))
+    theta = rng.random((n, n_digits)) * 2 * np.pi
+    return Layout(chosen, start, theta)
+
+
+def trajectories(start: np.ndarray, theta: np.ndarray, length: int, free: int, speed: float) -> np.ndarray:
+    """Top-left corners of every digit in frames 1..length: (N, T, D, 2) int, within [0, free]."""
     velocity = np.stack([np.sin(theta), np.cos(theta)], axis=-1) * (speed / max(free, 1))  # (N, D, 2)
     steps = np.arange(1, length + 1, dtype=np.float64)[None, :, None, None]  # (1, T, 1, 1)
     unfolded = start[:, None] + steps * velocity[:, None]  # (N, T, D, 2)
@@ -109,13 +127,24 @@ def generate(
     if not np.isfinite(speed) or speed < 0:
         raise ConfigError(f"speed must be a non-negative number of pixels per frame, got {speed}")
 
-    rng = np.random.default_rng(seed)
-    chosen = rng.integers(0, len(pool), (n_sequences, n_digits))  # (N, D)
-    corners = _trajectories(rng, n_sequences, length, n_digits, free, speed)  # (N, T, D, 2)
-    frames = np.zeros((n_sequences, length, canvas, canvas), np.uint8)
-    for lo in range(0, n_sequences, _CHUNK):
+    layout = layout_of(n_sequences, n_digits, len(pool), seed)
+    return render(pool, layout, length, canvas, speed)
+
+
+def layout_of(n_sequences: int, n_digits: int, pool_size: int, seed: int) -> Layout:
+    """The layout `generate` (and so `fixed_test_set`) renders for these arguments and seed."""
+    return sample_layout(np.random.default_rng(seed), n_sequences, n_digits, pool_size)
+
+
+def render(pool: np.ndarray, layout: Layout, length: int, canvas: int = 64, speed: float | None = None) -> np.ndarray:
+    """The (N, T, canvas, canvas) uint8 frames of a layout's sequences (speed as in `generate`)."""
+    free = canvas - pool.shape[1]
+    speed = DIGIT_SPEED_FRACTION * free if speed is None else float(speed)
+    corners = trajectories(layout.start, layout.theta, length, free, speed)  # (N, T, D, 2)
+    frames = np.zeros((len(layout.chosen), length, canvas, canvas), np.uint8)
+    for lo in range(0, len(frames), _CHUNK):
         hi = lo + _CHUNK
-        _render(frames[lo:hi], pool, chosen[lo:hi], corners[lo:hi])
+        _render(frames[lo:hi], pool, layout.chosen[lo:hi], corners[lo:hi])
     return frames
 
 

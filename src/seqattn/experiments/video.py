@@ -113,6 +113,21 @@ def training_mean_frame(train_pool: np.ndarray, config: VideoConfig) -> np.ndarr
     return video_eval.mean_frame(clips)
 
 
+# Direction errors (degrees) of the tracking ladder: observers told the digits and their motion
+# (`video_eval.trajectory_oracle_predictor`), each scored like a model.
+LADDER_NOISE_DEG = (3.0, 10.0, 30.0)
+LADDER_SAMPLES = 64  # renderings averaged per sequence
+
+
+def tracking_ladder(test_pool: np.ndarray, test: np.ndarray, config: VideoConfig) -> dict:
+    """Evaluations of the observers of `LADDER_NOISE_DEG` on the fixed test set, by direction error."""
+    layout = moving_mnist.layout_of(len(test), config.n_digits, len(test_pool), TEST_SET_SEED)
+    return {noise: video_eval.evaluate(
+                video_eval.trajectory_oracle_predictor(test_pool, layout, config.context, noise, LADDER_SAMPLES),
+                test, config.context, desc=f"observer, direction error {noise:g} deg")
+            for noise in LADDER_NOISE_DEG}
+
+
 def run_training(args: argparse.Namespace) -> dict:
     config = resolve_config(args)
     out = ensure_writable_dir(Path(args.out) / "video")
@@ -131,6 +146,7 @@ def run_training(args: argparse.Namespace) -> dict:
                                                                           config.context),
                                           test, config.context, desc="mean frame"),
     }
+    ladder = tracking_ladder(test_pool, test, config)
     runs = {name: [] for name in config.models}
     floors, examples, attention = [], {}, None
     with training.resumable_run("video", f"video-{args.profile}", out / "state", config=asdict(config),
@@ -149,7 +165,8 @@ def run_training(args: argparse.Namespace) -> dict:
                     attention = outcome["attention"] if name == "htap" else attention
                 video_eval.clear_backend_memory()
 
-        results = video_report.summarise(config, runs, baselines, floors, attention, args.profile, digits.source)
+        results = video_report.summarise(config, runs, baselines, floors, attention, args.profile, digits.source,
+                                         ladder)
         results["wall_time_s"] = time.time() - started
         figures = video_report.write_figures(config, results, runs, baselines, attention, examples, test[:shown],
                                              out)

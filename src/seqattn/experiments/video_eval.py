@@ -6,7 +6,8 @@ metrics and paired comparison.
   frame held still, the mean training frame (the best prediction that knows nothing of the
   sequence: a model that has lost the digits should still reach it), or the codec's
   reconstruction of the true frames (the floor of every latent model: no rollout decodes better
-  than the codec reconstructs).
+  than the codec reconstructs), or an observer told the digits and their motion up to a direction
+  error (the tracking a given MSE takes).
 - Windows (1-based frames, inclusive), recorded in results.json so nothing downstream
   re-derives them: `short` = the standard 10 -> 10 protocol, frames context+1..context+10;
   `far` = frames 50..T (or context+1..T when the context reaches past frame 50).
@@ -21,6 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from seqattn.data import moving_mnist
 from seqattn.metrics.attention import per_query_span, span_report
 from seqattn.metrics.video import FrameMetrics, sequence_metrics
 from seqattn.progress import progress
@@ -77,6 +79,39 @@ def mean_frame_predictor(frame: np.ndarray, context: int):
 
     def predict(sequences):
         return np.broadcast_to(frame, (len(sequences), sequences.shape[1] - context, *frame.shape)).copy()
+
+    return predict
+
+
+def trajectory_oracle_predictor(pool: np.ndarray, layout, context: int, direction_noise_deg: float,
+                                samples: int = 64, seed: int = 0):
+    """An observer told what no model is: each sequence's digits, starts and speed, and the bounce
+    physics, with each direction known up to Gaussian noise of `direction_noise_deg` degrees. It
+    predicts the mean of `samples` renderings with directions drawn around the true ones, its
+    MSE-best prediction. The ladder over the noise says how well a model must track the digits to
+    reach a given MSE; with no noise it renders the test set itself.
+
+    `layout` is the test set's `moving_mnist.Layout`; `evaluate` passes the sequences chunk by chunk
+    in order, and each one is checked against its layout's first frame.
+    """
+    cursor = [0]  # index in `layout` of the next sequence `evaluate` passes
+    noise = np.deg2rad(direction_noise_deg)
+
+    def predict(sequences):
+        n, length, canvas = sequences.shape[:3]
+        out = np.empty((n, length - context, canvas, canvas), np.float32)
+        for i, j in enumerate(range(cursor[0], cursor[0] + n)):
+            one = moving_mnist.Layout(*(np.repeat(a[j : j + 1], samples, axis=0)
+                                        for a in (layout.chosen, layout.start, layout.theta)))
+            if not np.array_equal(moving_mnist.render(pool, one, 1, canvas)[0, 0],
+                                  np.round(sequences[i, 0] * 255).astype(np.uint8)):
+                raise ValueError(f"test sequence {j} is not the one its layout renders")
+            rng = np.random.default_rng([seed, j])  # the same draws however the sequences are chunked
+            drawn = moving_mnist.Layout(one.chosen, one.start, one.theta + rng.normal(0.0, noise, one.theta.shape))
+            frames = moving_mnist.render(pool, drawn, length, canvas)[:, context:]  # (samples, T - context, H, W)
+            out[i] = frames.mean(axis=0, dtype=np.float32) / 255.0
+        cursor[0] += n
+        return out
 
     return predict
 

@@ -55,7 +55,7 @@ def _budget_comparison(a_runs: list[dict], b_runs: list[dict], window: str) -> l
 
 
 def summarise(config, runs: dict, baselines: dict, floors: list[dict], attention: dict | None, profile: str,
-              mnist_source: str) -> dict:
+              mnist_source: str, ladder: dict | None = None) -> dict:
     models = {}
     for name, outcomes in runs.items():
         keys = outcomes[0]["summary"].keys()
@@ -97,6 +97,10 @@ def summarise(config, runs: dict, baselines: dict, floors: list[dict], attention
                       for name, ev in baselines.items()},
         "environment": environment_info(),
     }
+    if ladder:
+        results["tracking_ladder"] = [{"direction_noise_deg": noise, "metrics": video_eval.window_means(ev, config.context),
+                                       "per_frame_mse": ev["per_frame"]["mse"].tolist()}
+                                      for noise, ev in ladder.items()]
     if floors:
         results["codec"] = {
             "metrics": {k: _stats([f["summary"][k] for f in floors]) for k in floors[0]["summary"]},
@@ -195,6 +199,8 @@ def results_markdown(results: dict) -> str:
     ]
     if "htap_vs_tap" in results:
         lines += [comparison_sentence(results) + ".", ""]
+    if results.get("tracking_ladder"):
+        lines += [ladder_markdown(results), ""]
     if results.get("budget_curve"):
         rows = []
         for point in results["budget_curve"]:
@@ -220,6 +226,22 @@ def results_markdown(results: dict) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def ladder_markdown(results: dict) -> str:
+    wins = [w for w in ("short", "far") if w in results["windows"]]
+    blank = results["baselines"]["blank"]["metrics"]
+    rows = [[f"{entry['direction_noise_deg']:g}"] + [f"{entry['metrics'][f'mse_{w}']:.1f} "
+                                                      f"({entry['metrics'][f'mse_{w}'] / blank[f'mse_{w}']:.2f})"
+                                                      for w in wins]
+            for entry in results["tracking_ladder"]]
+    return "\n".join([
+        "Tracking ladder: an observer told each test sequence's digits, their starts and speed and the bounce "
+        "physics, and each direction up to a Gaussian error, predicting the mean of its renderings: the MSE "
+        "(in brackets, x all-black frames) that tracking the digits that well reaches.",
+        "",
+        markdown_table(["direction error (deg)"] + [f"MSE {_window_label(results, w)}" for w in wins], rows),
+    ])
 
 
 def metrics_table(numbers: dict) -> str:
