@@ -12,7 +12,7 @@ endif
 # (seqattn.backend.DEFAULT_BACKEND, benchmarks/RESULTS.md). Tests name their backend themselves.
 export KERAS_BACKEND ?= tensorflow
 
-.PHONY: run test test-torch test-tensorflow bench paper-results paper-results-forecast paper-results-video paper clean
+.PHONY: run test test-torch test-tensorflow bench paper-results paper-results-forecast paper-results-video paper-results-budget paper clean
 
 $(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,22 @@ paper-results-video: $(VENV)/.installed
 	$(PY) -m seqattn.cli video --profile paper --seeds 0 --models tap htap --horizon 90 --out $(ROLLOUT90) && \
 	wait $$first && cp -Rn $(LANE2)/video/runs/. results/video/runs/ && \
 	$(PY) sequence_attention.py --profile paper --parts video --out results
+
+# Beyond the paper profile's 2.5 hours, for the paper's ablation paragraph: seed 0 of TAP and H-TAP
+# trained on 2x and 4x the paper's transition updates (the same recipe, longer stages), one lane each,
+# on lane 1's codec of seed 0 when results/video/runs holds it (else each trains that codec again).
+# About 40 min on the 2 cores after `make paper-results-video`; then `make paper`.
+UPDATES2X := results/ablations/updates1920
+UPDATES4X := results/ablations/updates3840
+paper-results-budget: $(VENV)/.installed
+	export KERAS_BACKEND=tensorflow TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1; \
+	for out in $(UPDATES2X) $(UPDATES4X); do \
+	  mkdir -p $$out/video/runs && cp -Rn results/video/runs/codec-seed0-* $$out/video/runs/ 2>/dev/null; \
+	done; \
+	$(PY) -m seqattn.cli video --profile paper --seeds 0 --models tap htap --train-sequences 7680 \
+	  --out $(UPDATES2X) & first=$$!; \
+	$(PY) -m seqattn.cli video --profile paper --seeds 0 --models tap htap --train-sequences 15360 \
+	  --out $(UPDATES4X) && wait $$first
 
 # main.pdf from results/ (run `make paper-results` first for new numbers).
 paper: $(VENV)/.installed

@@ -9,6 +9,7 @@
   and the paired H-TAP vs TAP change with its 95% interval.
 """
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def figure_horizon(video: PartResults, path: Path) -> Path:
     """Left: skill per predicted frame (line: mean, band: std over seeds); right: H-TAP's span."""
     plt = _pyplot()
     frames = video_predicted_frames(video)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 1.45), gridspec_kw={"width_ratios": [1.35, 1]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 1.6), gridspec_kw={"width_ratios": [1.35, 1]})
     blank = video_baseline_per_frame_mse(video, "blank")
     for model in video_models(video):
         mean, std = video_per_frame(video, model, "skill")
@@ -79,11 +80,12 @@ def figure_horizon(video: PartResults, path: Path) -> Path:
     right.set_xlabel("predicted frame")
     right.set_ylabel("span (frames)")
     right.set_xlim(span_frames[0], span_frames[-1])
-    # One legend row above both panels, so no curve is hidden whatever the numbers are.
+    # The legend above both panels, so no curve is hidden whatever the numbers are; in two rows,
+    # since one row of eight entries is wider than the page.
     handles = [h for ax in (left, right) for h in ax.get_legend_handles_labels()[0]]
-    fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False, fontsize=6.3,
+    fig.legend(handles=handles, loc="upper center", ncol=math.ceil(len(handles) / 2), frameon=False, fontsize=6.3,
                handlelength=1.5, handletextpad=0.4, columnspacing=0.8, borderaxespad=0.1)
-    fig.tight_layout(pad=0.3, w_pad=1.0, rect=(0, 0, 1, 0.88))
+    fig.tight_layout(pad=0.3, w_pad=1.0, rect=(0, 0, 1, 0.8))
     return _save(fig, path)
 
 

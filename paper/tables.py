@@ -124,11 +124,12 @@ ABLATION_WORDS = {
     "max_rollout": lambda v: f"rollouts of up to {v} frames",
     "rnn": lambda v: f"TAP with a convolutional {str(v).upper()} cell",
     "token_patch": lambda v: f"tokens of ${v}\\times{v}$ latent cells",
+    "transition_updates": lambda v: f"{v} transition updates",
 }
 
 
 def ablation_label(changes: dict) -> str:
-    return "; ".join(ABLATION_WORDS.get(k, lambda v, k=k: f"{latex_escape(k)} = {latex_escape(str(v))}")(v)
+    return " and ".join(ABLATION_WORDS.get(k, lambda v, k=k: f"{latex_escape(k)} = {latex_escape(str(v))}")(v)
                      for k, v in changes.items()) or "no change"
 
 
@@ -149,8 +150,9 @@ def video_ablation(video: PartResults, ablations: dict[str, PartResults]) -> str
                          for run in ablations.values())
     short_first, short_last = video_window(video, "short")
     far_first, far_last = video_window(video, "far")
+    paper_run = ablation_label({k: video_config(video, k) for k in ("max_rollout", "transition_updates")})
     return (
         f"\\paragraph{{Ablation.}} Seed {seed} rerun with one option changed; MSE on frames "
         f"{short_first}--{short_last} and {far_first}--{far_last} (H-TAP vs TAP on the latter). Paper run, "
-        f"{ablation_label({'max_rollout': video_config(video, 'max_rollout')})}: {numbers(video)}; {variants}.\n"
+        f"{paper_run}: {numbers(video)}; {variants}.\n"
     )

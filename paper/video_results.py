@@ -227,8 +227,10 @@ def video_config_changes(base: PartResults, variant: PartResults) -> dict:
 
     An option only one of the two records was added to the code between the runs, at its default.
     """
-    # pool_length follows max_rollout (the pool's clips are lengthened to fit the longest rollout)
-    ignored = {"seeds", "models", "test_sequences", "eval_batch_size", "attention_sequences", "pool_length"}
+    # pool_length follows max_rollout (the pool's clips are lengthened to fit the longest rollout);
+    # a budget reads as transition_updates, which steps_per_epoch and train_sequences only restate
+    ignored = {"seeds", "models", "test_sequences", "eval_batch_size", "attention_sequences", "pool_length",
+               "steps_per_epoch", "train_sequences"}
     base_config, variant_config = base.get("config"), variant.get("config")
     return {k: v for k, v in variant_config.items()
             if k not in ignored and k in base_config and base_config[k] != v}

@@ -406,7 +406,8 @@ def test_ablation_paragraph_sets_seed_0_of_the_paper_run_against_each_variant(tm
     results = write_results(tmp_path)  # with a horizon-30 variant at 0.9 x seed 0's numbers
     video = json.loads((results / "video" / "results.json").read_text())
     text = tables.video_ablation(PartResults(video, results / "video" / "results.json"), load_video_ablations(results))
-    base, variant = text.split("up to 50 frames: ")[1].split("; rollouts of up to 30 frames: ")
+    paper_run = "rollouts of up to 50 frames and 800 transition updates: "
+    base, variant = text.split(paper_run)[1].split("; rollouts of up to 30 frames: ")
     tap, htap = (video["models"][m]["metrics"] for m in ("tap", "htap"))
     for words, scale in ((base, 1.0), (variant, 0.9)):
         t10, tfar, h10, hfar = (scale * m[k]["per_seed"][0] for m in (tap, htap) for k in ("mse_short", "mse_far"))
@@ -418,6 +419,16 @@ def test_ablation_paragraph_sets_seed_0_of_the_paper_run_against_each_variant(tm
         sign = "" if change < 0 else "+"
         expected = f"TAP {f(t10)} and {f(tfar)}, H-TAP {f(h10)} and {f(hfar)} ({sign}{f(change)}\\%)"
         assert words.startswith(expected), words
+
+
+def test_a_budget_variant_is_labelled_by_its_transition_updates_alone(tmp_path):
+    results = write_results(tmp_path)  # paper run: 8 stages x 50 steps of 16 windows
+    write_ablation(results, "updates1600", {"steps_per_epoch": 100, "transition_updates": 1600,
+                                            "train_sequences": 25600}, scale=0.8)
+    video = load_results(results)["video"]
+    text = tables.video_ablation(video, load_video_ablations(results))
+    assert "; 1600 transition updates: TAP " in text
+    assert "steps" not in text and "train" not in text
 
 
 def test_no_ablation_folder_writes_no_paragraph(tmp_path):
