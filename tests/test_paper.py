@@ -431,6 +431,19 @@ def test_a_budget_variant_is_labelled_by_its_transition_updates_alone(tmp_path):
     assert "steps" not in text and "train" not in text
 
 
+def test_a_variant_over_several_seeds_adds_their_paired_change_on_frames_50_100(tmp_path):
+    results = write_results(tmp_path)
+    variant = write_ablation(results, "updates1600", {"steps_per_epoch": 100, "transition_updates": 1600}, 0.8)
+    variant["seeds"] = [0, 1, 2]
+    variant["htap_vs_tap"]["far"].update(relative=-0.0312, relative_low=-0.0545, relative_high=-0.0081, seeds=3)
+    (results / "ablations" / "updates1600" / "video" / "results.json").write_text(json.dumps(variant))
+    video = load_results(results)["video"]
+    text = tables.video_ablation(video, load_video_ablations(results))
+    horizon30, updates = text.split("; rollouts of up to 30 frames: ")[1].split("; 1600 transition updates: ")
+    assert "seeds" not in horizon30  # one seed: seed 0's change alone
+    assert updates.endswith("\\%; over 3 seeds $-$3.1\\%, 95\\% CI [$-$5.5, $-$0.8]).\n"), updates
+
+
 def test_no_ablation_folder_writes_no_paragraph(tmp_path):
     shutil.copytree(FIXTURE, tmp_path / "results")
     video = load_results(tmp_path / "results")["video"]
