@@ -3,13 +3,15 @@
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
-# One setting decides where data comes from: a shared copy beside the checkout when there is
-# one (tests and benchmarks here), otherwise the loaders' download cache.
+# Extra pip options for the install, e.g. PyTorch's CPU index (README, "Two commands").
+PIP_EXTRA ?=
+# One setting decides where data comes from: a shared copy beside the checkout (../shared/data)
+# when there is one, otherwise the loaders' download cache.
 ifneq ($(wildcard ../shared/data),)
 export SEQATTN_DATA_DIR ?= $(abspath ../shared/data)
 endif
-# tensorflow: the fastest backend for every training step of the study on a 2-core CPU
-# (seqattn.backend.DEFAULT_BACKEND, benchmarks/RESULTS.md). Tests name their backend themselves.
+# tensorflow: the fastest backend for the study's training steps on a 2-core CPU, by the geometric
+# mean over them (seqattn.backend.DEFAULT_BACKEND, benchmarks/RESULTS.md). Tests name their backend themselves.
 export KERAS_BACKEND ?= tensorflow
 
 .PHONY: run test test-torch test-tensorflow bench paper-results paper-results-forecast paper-results-video paper-results-budget paper clean
@@ -17,7 +19,7 @@ export KERAS_BACKEND ?= tensorflow
 $(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-test.txt
+	$(PY) -m pip install --quiet $(PIP_EXTRA) -r requirements-test.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 

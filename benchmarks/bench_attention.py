@@ -42,7 +42,7 @@ from seqattn.progress import progress_write  # noqa: E402
 BATCH, HEADS, HEAD_DIM = 4, 8, 64
 METHODS = ("fused", "memory_efficient", "naive")  # the order within each interleaved round
 MEMORY_LIMIT_BYTES = 16 * 2**30  # leave room on a 24 GiB machine
-FUSED_MAX_N = 16384  # the grid for the fused kernel
+FUSED_MAX_N = 16384  # the fused kernel runs up to here; beyond, only the memory-efficient path runs
 _LAYER_DEFAULTS = inspect.signature(ScaledDotProductAttention.__init__).parameters
 DEFAULT_CHUNKS = (_LAYER_DEFAULTS["query_chunk_size"].default, _LAYER_DEFAULTS["key_chunk_size"].default)
 TUNE_CHUNKS = [(q, k) for q in (64, 128, 256, 512) for k in (512, 1024, 2048, 4096)]
@@ -158,7 +158,7 @@ def skip_reason(method: str, n: int) -> str | None:
     if method == "naive" and naive_bytes(n) > MEMORY_LIMIT_BYTES:
         return f"needs ~{naive_bytes(n) / 2**30:.0f} GiB for (B, H, n, n) scores"
     if method == "fused" and n > FUSED_MAX_N:
-        return "beyond the issue's grid for the fused kernel"
+        return f"beyond the fused kernel's grid (n <= {FUSED_MAX_N})"
     return None
 
 

@@ -72,7 +72,7 @@ def attention_section(payload: dict) -> list[str]:
     if payload.get("skipped"):
         out += ["", "Not run:"]
         out += [f"- {s['method']}, n={s['n']}, causal={s['causal']}: {s['reason']}" for s in payload["skipped"]]
-    out += ["", f"Targets (issue 14; stretch {ATTENTION_STRETCH}x):"]
+    out += ["", f"Targets (stretch {ATTENTION_STRETCH}x):"]
     for causal in (False, True):
         for n in sorted({r["n"] for r in payload["rows"] if r["n"] >= 1024}):
             fused, efficient = rows_by_key.get(("fused", n, causal)), rows_by_key.get(("memory_efficient", n, causal))
@@ -217,7 +217,9 @@ def forecast_section(payload: dict) -> list[str]:
     ]
     if "cli" in payload:
         cli = payload["cli"]
-        out += ["", f"`{cli['command']}` (four models with early stopping, evaluation, MLflow logging): "
+        program, *arguments = cli["command"].split()
+        command = " ".join([Path(program).name, *arguments])  # the program by name, not where it was installed
+        out += ["", f"`{command}` (four models with early stopping, evaluation, MLflow logging): "
                     f"{cli['wall_s']:.0f} s wall."]
     return out
 

@@ -205,15 +205,15 @@ def etth1_table_rows(forecast: PartResults, lookback: int) -> tuple[list[str], l
     return models, horizons, cells
 
 
-def hybrid_etth1(forecast: PartResults) -> dict[int, dict[int, ForecastRow]]:
-    """The hybrid's multivariate ETTh1 rows by lookback, then horizon."""
-    hybrid = {}
+def etth1_rows_of(forecast: PartResults, model: str = "hybrid") -> dict[int, dict[int, ForecastRow]]:
+    """One model's multivariate ETTh1 rows by lookback, then horizon."""
+    rows = {}
     for lookback in forecast_lookbacks(forecast):
         _, horizons, cells = etth1_table_rows(forecast, lookback)
-        hybrid[lookback] = {h: cells[("hybrid", h)] for h in horizons if ("hybrid", h) in cells}
-        if not hybrid[lookback]:
-            raise DataError(f"{forecast.path}: no ETTh1 'M' rows for model 'hybrid' at lookback {lookback}")
-    return hybrid
+        rows[lookback] = {h: cells[(model, h)] for h in horizons if (model, h) in cells}
+        if not rows[lookback]:
+            raise DataError(f"{forecast.path}: no ETTh1 'M' rows for model {model!r} at lookback {lookback}")
+    return rows
 
 
 @dataclass(frozen=True)

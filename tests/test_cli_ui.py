@@ -1,5 +1,5 @@
 """`seqattn ui`: the MLflow UI on the project's store, bound to this machine only unless --host says
-otherwise (issue 7, section 4)."""
+otherwise."""
 
 import json
 import os

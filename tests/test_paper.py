@@ -285,19 +285,29 @@ def test_abstract_headline_numbers_equal_the_results(printed):
     video = json.loads((results / "video" / "results.json").read_text())
 
     alignment = 100 * attention["summary"]["alignment_accuracy"]["mean"]
-    hybrid = {}
+    mse = {"hybrid": {}, "seq2seq": {}}
     for r in forecast["summary"]:
-        if (r["model"], r["dataset"], r["features"]) == ("hybrid", "etth1", "M"):
-            hybrid.setdefault(r["lookback"], {})[r["horizon"]] = rounded(r["mse"]["mean"], 3)
-    # Against TimeMixer at its lookback, horizon by horizon; at the lookback with the lowest mean
-    # MSE, that mean against PatchTST/64's (the fixture: below TimeMixer at H=336, 720 only).
+        if r["model"] in mse and (r["dataset"], r["features"]) == ("etth1", "M"):
+            mse[r["model"]].setdefault(r["lookback"], {})[r["horizon"]] = rounded(r["mse"]["mean"], 3)
+    hybrid = mse["hybrid"]
+    # Against TimeMixer at its lookback, horizon by horizon, with the margins where below it, and
+    # whether the RNN without attention is below it at the same horizons; at the lookback with the
+    # lowest mean MSE, that mean against PatchTST/64's (the fixture: below TimeMixer at H=336, 720 only).
     timemixer, patchtst = PUBLISHED_ETTH1_MSE["timemixer"], PUBLISHED_ETTH1_MSE["patchtst"]
-    below = [h for h in sorted(hybrid[96]) if hybrid[96][h] < timemixer["mse"][h]]
+
+    def below_timemixer(ours):
+        return [h for h in sorted(ours) if ours[h] < timemixer["mse"][h]]
+
+    below = below_timemixer(hybrid[96])
+    margins = sorted(rounded(timemixer["mse"][h] - hybrid[96][h], 3) for h in below)
+    by = f" by {margins[0]:.3f}" + (f" to {margins[-1]:.3f}" if len(margins) > 1 else "") if below else ""
     if len(below) in (0, len(hybrid[96])):
-        tm_words = "below TimeMixer at every horizon" if below else "not below TimeMixer at any horizon"
+        tm_words = f"below TimeMixer at every horizon{by}" if below else "not below TimeMixer at any horizon"
     else:
         count = {1: "one", 2: "two", 3: "three"}[len(below)]
-        tm_words = f"below TimeMixer at {count} of four horizons (H = {', '.join(map(str, below))})"
+        tm_words = f"below TimeMixer at {count} of four horizons (H = {', '.join(map(str, below))}){by}"
+    same = below_timemixer(mse["seq2seq"][96]) == below
+    tm_words += ", as is the same RNN without attention" if same else " (the same RNN without attention is "
     means = {L: rounded(np.mean(list(mse.values())), 3) for L, mse in hybrid.items()}
     best = min(sorted(means), key=means.get)
     published_mean = rounded(np.mean(list(patchtst["mse"].values())), 3)
@@ -317,6 +327,11 @@ def test_abstract_headline_numbers_equal_the_results(printed):
     beating = [m for m in skill if rounded(skill[m]["mean"], 3) > rounded(skill[m]["std"], 3)]
     blank = {(): "neither model beats", ("htap",): "only H-TAP beats", ("tap",): "only TAP (",
              ("tap", "htap"): "both models beat"}[tuple(beating)]
+    # ... and whether both have a higher MSE than the mean training frame (as printed, one decimal).
+    mean_frame = rounded(video["baselines"]["mean_frame"]["metrics"]["mse_far"], 1)
+    higher = all(rounded(video["models"][m]["metrics"]["mse_far"]["mean"], 1) > mean_frame for m in ("tap", "htap"))
+    mean_frame_words = (f"both models have a higher MSE than the mean training frame ({mean_frame:.1f})" if higher
+                        else "the mean training frame by")
     # The span of the first and last rollout step: query q predicts frame q + 2; layers averaged.
     span = np.mean(video["htap_attention"]["span_by_step_mean_over_heads"], axis=0)
     first_rollout_query = video["config"]["context"] - 1
@@ -324,7 +339,7 @@ def test_abstract_headline_numbers_equal_the_results(printed):
 
     expected = [
         f"{alignment:.1f}%",
-        f"an RNN encoder with an attention decoder is {tm_words} at L = 96",
+        f"an RNN encoder with an attention decoder at L = 96 is {tm_words}",
         f"at its best lookback, L = {best}, averages {means[best]:.3f} ({relation} PatchTST/64's "
         f"{published_mean:.3f} at L = 512) over the four horizons",
         f"on frames {first}-{last} by {pct(far['relative'])} (95% interval {pct(far['relative_low'])} to "
@@ -332,6 +347,7 @@ def test_abstract_headline_numbers_equal_the_results(printed):
         f"{'excludes' if excludes else 'includes'} zero",
         f"by {pct(short['relative'])} ({pct(short['relative_low'])} to {pct(short['relative_high'])})",
         f"On frames {first}-{last}, {blank}",
+        mean_frame_words,
         f"from {span[first_rollout_query]:.1f} to {span[-1]:.1f} frames",
     ]
     for phrase in expected:
@@ -514,6 +530,16 @@ def test_blank_verdict_names_the_models_that_beat_blank_frames():
     assert claims.blank_verdict(["H-TAP"], models, 1).endswith("(one seed, so no spread over seeds to compare)")
 
 
+def test_reference_verdict_says_when_every_model_is_worse_than_the_mean_frame():
+    models = ["TAP (GRU)", "H-TAP"]
+    assert claims.reference_verdict(models, [], models, 3, "it") == "both models have a higher MSE than it"
+    assert claims.reference_verdict(models, [], models + ["ConvLSTM"], 3, "it").startswith("no model beats it")
+    assert claims.reference_verdict(["H-TAP"], ["TAP (GRU)"], models, 3, "it") == \
+        "only TAP (GRU) beats it by more than its spread over seeds"
+    assert claims.reference_verdict(models + ["ConvLSTM"], [], models + ["ConvLSTM"], 1, "it") == \
+        "every model has a higher MSE than it"
+
+
 def test_ladder_verdict_places_a_model_among_the_observers():
     rungs = [(3.0, 120.0), (10.0, 150.0), (30.0, 165.0)]
     assert claims.ladder_verdict("TAP", 110.0, rungs) == "TAP, the best, is below even the 3$^\\circ$ observer"
@@ -542,13 +568,13 @@ def test_budget_verdict_counts_the_checkpoints_that_exclude_zero():
 def test_published_words_compare_the_printed_numbers_horizon_by_horizon():
     timemixer = {96: 0.375, 192: 0.429, 336: 0.484, 720: 0.498}
     assert claims.published_words("TimeMixer", {96: 0.37, 192: 0.41, 336: 0.45, 720: 0.48}, timemixer) == \
-        "below TimeMixer at every horizon"
+        "below TimeMixer at every horizon by 0.005 to 0.034"
     assert claims.published_words("TimeMixer", {96: 0.391, 192: 0.430, 336: 0.455, 720: 0.470}, timemixer) == \
-        "below TimeMixer at two of four horizons ($H=336, 720$)"
+        "below TimeMixer at two of four horizons ($H=336, 720$) by 0.028 to 0.029"
     # 0.3754 prints 0.375: equal to the published row as printed, so not below it.
     assert claims.published_words("TimeMixer", {96: 0.3754, 192: 0.5, 336: 0.5, 720: 0.5}, timemixer) == \
         "not below TimeMixer at any horizon"
-    assert claims.published_words("TimeMixer", {96: 0.3745}, timemixer) == "below TimeMixer at every horizon"
+    assert claims.published_words("TimeMixer", {96: 0.3745}, timemixer) == "below TimeMixer at every horizon by 0.001"
     with pytest.raises(ValueError, match="no horizon shared"):
         claims.published_words("LSTMa", {96: 0.4}, {336: 1.424})
 

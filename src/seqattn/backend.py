@@ -12,7 +12,7 @@ import tempfile
 from seqattn.errors import ConfigError
 
 BACKENDS = ("torch", "tensorflow", "jax")
-# The fastest backend on the study's training steps (Parts 1-3), measured by
+# The fastest backend on the study's training steps (Parts 1-3, geometric mean), measured by
 # `benchmarks/bench_backends.py` ("Backends" in benchmarks/RESULTS.md).
 DEFAULT_BACKEND = "tensorflow"
 

@@ -133,7 +133,7 @@ PROFILES = {
         patience=2,
         key_candidates=LOSS_KEY_CANDIDATES,
     ),
-    # The whole protocol of issue 3: both ETT sets, L = 96, 336 and 720, 'M' (run 'S' with --features S).
+    # The whole protocol: both ETT sets, L = 96, 336 and 720, 'M' (run 'S' with --features S).
     "full": ForecastConfig(
         datasets=("etth1", "etth2", "mackey-glass", "lorenz"),
         lookbacks=(96, 336, 720),
