@@ -140,6 +140,20 @@ def test_trivial_predictors_score_as_computed_by_hand():
     np.testing.assert_allclose(still["per_frame"]["f1"], 1.0)
 
 
+def test_window_skill_is_one_minus_mean_mse_over_mean_blank_mse():
+    truth = np.zeros((2, 60, 8, 8), np.float32)
+    truth[0, :, 2:4, 2:4] = 1.0  # sequence 0: 4 lit pixels in every frame; sequence 1 stays black
+    truth[:, 55:] = 0.0  # frames 56-60 black in every sequence: their per-frame skill is 0/0
+    perfect = video_eval.evaluate(lambda x: x[:, 10:].copy(), truth, 10)
+    assert video_eval.window_means(perfect, 10)["skill_far"] == 1.0
+    blank = video_eval.evaluate(video_eval.blank_predictor(10), truth, 10)
+    assert video_eval.window_means(blank, 10)["skill_far"] == 0.0
+    # half the ink everywhere: per lit frame MSE 4 x 0.25 = 1 in sequence 0, blank MSE 4; frames 50-55
+    # lit, 56-60 black: window MSE (6 x 0.5) / 11, blank (6 x 2) / 11, skill 1 - 3/12
+    half = video_eval.evaluate(lambda x: 0.5 * x[:, 10:], truth, 10)
+    np.testing.assert_allclose(video_eval.window_means(half, 10)["skill_far"], 0.75)
+
+
 def test_mean_frame_baseline_scores_as_computed_by_hand():
     clips = np.zeros((2, 2, 8, 8), np.uint8)  # SSIM needs 7x7 frames
     clips[0, :, 0, 0] = 255  # pixel (0, 0) lit in half of the four frames

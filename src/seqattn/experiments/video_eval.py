@@ -30,6 +30,11 @@ from seqattn.progress import progress
 SHORT_HORIZON = 10  # the standard protocol predicts 10 frames
 FAR_START = 50  # far horizon: frames 50..T (1-based)
 PER_FRAME = ("mse", "mae", "ssim", "psnr", "f1", "skill")
+# evaluate() also keeps the blank frames' MSE per frame, the denominator of a window's skill.
+_MEASURED = PER_FRAME + ("mse_blank",)
+# Version of what evaluate() returns, part of the key of cached evaluations: bump it when evaluate()
+# records something new, and caches written before are recomputed rather than read.
+FORMAT = 2
 PER_SEQUENCE = ("mse", "f1")
 
 
@@ -136,7 +141,7 @@ def evaluate(predict, sequences, context: int, chunk: int = 64, keep: int = 0, d
     the windows, and the first `keep` predictions."""
     length = sequences.shape[1]
     wins = windows(context, length)
-    frames = FrameMetrics(PER_FRAME)
+    frames = FrameMetrics(_MEASURED)
     per_sequence = {name: {metric: [] for metric in PER_SEQUENCE} for name in wins}
     kept = []
     for lo in progress(range(0, len(sequences), chunk), desc=desc):
@@ -182,16 +187,16 @@ def from_arrays(arrays: dict) -> dict:
 
 
 def window_means(evaluation: dict, context: int) -> dict[str, float]:
-    """`{metric}_{window}` means of the per-frame curves, e.g. mse_far, skill_short."""
+    """`{metric}_{window}` means of the per-frame curves, e.g. mse_far, skill_short (the skill of a
+    window is 1 - its mean MSE / its mean blank MSE, not a mean of per-frame skills)."""
     out = {}
+    curves = evaluation["per_frame"]
     for name, window in evaluation["windows"].items():
-        for metric, curve in evaluation["per_frame"].items():
-            if metric == "skill":
-                continue  # a ratio of means: recomputed from the window's MSE below
-            out[f"{metric}_{name}"] = float(np.mean(curve[_index(window, context)]))
-        mse = evaluation["per_frame"]["mse"][_index(window, context)]
-        blank = mse / np.maximum(1.0 - evaluation["per_frame"]["skill"][_index(window, context)], 1e-12)
-        out[f"skill_{name}"] = float(1.0 - mse.mean() / blank.mean())
+        frames = _index(window, context)
+        for metric in PER_FRAME:
+            if metric != "skill":
+                out[f"{metric}_{name}"] = float(np.mean(curves[metric][frames]))
+        out[f"skill_{name}"] = float(1.0 - curves["mse"][frames].mean() / curves["mse_blank"][frames].mean())
     return out
 
 

@@ -85,7 +85,7 @@ def _evaluate_model(model, test: np.ndarray, config: VideoConfig, keep: int, des
 def _cached_evaluation(model, test: np.ndarray, config: VideoConfig, keep: int, desc: str, state_dir: Path) -> dict:
     """The final evaluation of a trained model, kept beside it (keyed by the test set), so a run
     that gathers models trained by other processes evaluates each once."""
-    key = common.config_tag([TEST_SET_SEED, test.shape, config.context, keep])
+    key = common.config_tag([TEST_SET_SEED, test.shape, config.context, keep, video_eval.FORMAT])
     path = state_dir / f"evaluation-{key}.npz"
     if path.is_file():
         with np.load(path) as saved:
