@@ -13,6 +13,7 @@ from seqattn import cli
 from seqattn.data import moving_mnist
 from seqattn.experiments import video_eval, video_report
 from seqattn.experiments.video import PROFILES, config_tag, resolve_config
+from seqattn.experiments.video_config import build_model, parameter_counts
 
 TINY = ["--epochs", "1", "--stages", "2", "--train-sequences", "8", "--batch-size", "2", "--test-sequences", "3",
         "--context", "4", "--horizon", "3", "--eval-length", "52"]
@@ -114,6 +115,20 @@ def test_bad_options_fail_with_one_clear_line(isolated, capsys):
     assert "needs --checkpoint" in capsys.readouterr().err
     assert _run(isolated, "evaluate", "--checkpoint", str(isolated / "none.keras"), "--test-set", "x.npy") == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_profile_builds_its_models_with_matched_transitions(profile):
+    """The profiles a user runs for hours (paper) or on a GPU (full) build every model and roll it
+    out, and TAP's transition stays within 1% of H-TAP's parameters, as the comparison assumes."""
+    config = PROFILES[profile]
+    clip = np.zeros((1, config.context + 2, 64, 64, 1), np.float32)
+    transitions = {}
+    for name in ("tap", "htap", "convlstm"):
+        model = build_model(name, config)
+        assert tuple(model(clip).shape) == (1, config.context + 1, 64, 64, 1)
+        transitions[name] = parameter_counts(model).get("transition")
+    assert abs(transitions["tap"] / transitions["htap"] - 1) < 0.01, transitions
 
 
 def test_far_window_starts_after_the_context():
