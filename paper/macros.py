@@ -46,7 +46,8 @@ def without_attention_words(forecast: PartResults, hybrid: dict[int, float]) -> 
         return ""
     if claims.horizons_below(seq2seq, timemixer["mse"]) == claims.horizons_below(hybrid, timemixer["mse"]):
         return ", as is the same RNN without attention"
-    return f" (the same RNN without attention is {claims.published_words(timemixer['label'], seq2seq, timemixer['mse'])})"
+    versus = claims.published_words(timemixer["label"], seq2seq, timemixer["mse"])
+    return f" (the same RNN without attention is {versus})"
 
 
 def forecast_headline(forecast: PartResults) -> str:
@@ -219,7 +220,8 @@ def mean_frame_words(video: PartResults, window: str = "far") -> dict[str, str]:
     def verdict(models: list[str], reference: str) -> str:
         # Compared as printed in the table (one decimal): a model printed equal to it is not higher.
         above = [m for m in models if round(video_metric(video, m, "mse", window).mean, 1) > round(mse, 1)]
-        beating = [m for m in models if claims.beats_by_more_than_spread(video_metric(video, m, "skill", window), skill)]
+        beating = [m for m in models
+                   if claims.beats_by_more_than_spread(video_metric(video, m, "skill", window), skill)]
         labels = [video_model_label(video, m) for m in models]
         return claims.reference_verdict([video_model_label(video, m) for m in above],
                                         [video_model_label(video, m) for m in beating], labels, n_seeds, reference)
