@@ -109,6 +109,13 @@ def paired_sentence(forecast: PartResults) -> str:
     return claims.paired_verdict([pairs[key] for key in sorted(pairs)])
 
 
+def paired_blocks_words(forecast: PartResults) -> str:
+    """How many blocks of H windows per seed the paired bootstrap resamples, from the most (shortest
+    horizon) to the fewest (longest): "29 to 3 per seed"."""
+    blocks = [pair.blocks for pair in forecast_pairs(forecast).values()]
+    return f"{max(blocks)} per seed" if max(blocks) == min(blocks) else f"{max(blocks)} to {min(blocks)} per seed"
+
+
 def forecast_span_words(forecast: PartResults) -> str:
     """The hybrid's Attention Span per lookback, averaged over horizons and seeds."""
     pairs = forecast_pairs(forecast)
@@ -393,6 +400,7 @@ def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
         "forecastHeadline": forecast_headline(forecast),
         "forecastSelection": selection_sentence(forecast),
         "pairedVerdict": paired_sentence(forecast),
+        "pairedBlocks": paired_blocks_words(forecast),
         "forecastSpan": forecast_span_words(forecast),
         "forecastRNN": str(forecast_config(forecast, "rnn")).upper(),
         "forecastSegment": str(forecast_config(forecast, "segment")),

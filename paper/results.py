@@ -219,8 +219,9 @@ def etth1_rows_of(forecast: PartResults, model: str = "hybrid") -> dict[int, dic
 @dataclass(frozen=True)
 class ForecastPair:
     """The hybrid against the same RNN without attention at one (L, H): the relative change of the
-    mean MSE in percent with its 95% bootstrap interval, and the hybrid's Attention Span (steps and
-    normalised, mean over seeds) over its `keys` encoder segments."""
+    mean MSE in percent with its 95% bootstrap interval over seeds and `blocks` blocks of H test
+    windows per seed, and the hybrid's Attention Span (steps and normalised, mean over seeds) over
+    its `keys` encoder segments."""
 
     pct: float
     low: float
@@ -228,6 +229,7 @@ class ForecastPair:
     keys: int
     span: float
     normalised_span: float
+    blocks: int
 
 
 def forecast_pairs(forecast: PartResults) -> dict[tuple[int, int], ForecastPair]:
@@ -240,7 +242,8 @@ def forecast_pairs(forecast: PartResults) -> dict[tuple[int, int], ForecastPair]
         pairs[(int(forecast.number(*key, "lookback")), int(forecast.number(*key, "horizon")))] = ForecastPair(
             100 * forecast.number(*key, "relative"), 100 * forecast.number(*key, "relative_low"),
             100 * forecast.number(*key, "relative_high"), int(forecast.number(*key, "keys")),
-            forecast.number(*key, "attention_span_steps"), forecast.number(*key, "normalised_span"))
+            forecast.number(*key, "attention_span_steps"), forecast.number(*key, "normalised_span"),
+            int(forecast.number(*key, "sequences")))
     if not pairs:
         raise DataError(f"{forecast.path}: 'paired' holds no multivariate ETTh1 hybrid vs seq2seq comparison")
     return pairs

@@ -624,6 +624,8 @@ def test_fixture_macros_state_the_fixture_verdicts():
         "per lookback and horizon (by the hybrid's MSE, seed 0): 24-step keys at $L=96$; at $L=336$, 12-step keys at "
         "$H\\in\\{96, 192\\}$ and 24-step keys at $H\\in\\{336, 720\\}$; at $L=720$ only 24-step keys stay "
         "within 32 keys.")
+    # 2785, 2689, 2545 and 2161 test windows in blocks of H = 96, 192, 336 and 720: 29, 14, 7 and 3 blocks
+    assert words["pairedBlocks"] == "29 to 3 per seed"
     assert words["forecastSpan"] == "34.7, 113.4, 243.2 steps at $L=96, 336, 720$ (normalised: 0.65, 0.56, 0.51)"
 
 
