@@ -74,8 +74,9 @@ paper-results-video: $(VENV)/.installed
 # Beyond the paper profile's 2.5 hours, for the paper's ablation paragraph: TAP and H-TAP trained on
 # 2x (seed 0) and 4x (seeds 0-2) the paper's transition updates, the same recipe with longer stages,
 # in two lanes on the paper run's codecs when results/video/runs holds them (else each lane trains
-# its seeds' codecs again); the last command gathers the 4x seeds. About 75 min on the 2 cores after
-# `make paper-results-video`; then `make paper`.
+# its seeds' codecs again); the last command gathers the 4x seeds. The committed run took two rounds
+# of 43 and 44 min on the 2 cores (results/README.md); run it after `make paper-results-video`, then
+# `make paper`.
 UPDATES2X := results/ablations/updates1920
 UPDATES4X := results/ablations/updates3840
 BUDGET_LANE2 := results/.budget-lane2

@@ -221,8 +221,9 @@ def attention_summary(model: Forecaster, data: ForecastData, n_windows: int = 25
     (1: attention no more selective in lag than an average; below 1: nearer keys preferred).
     The normalised span is a ratio per decoder segment, then averaged: the uniform span grows with
     the segment's distance into the horizon (L=96, H=720, 24-step segments: from 60 to 756 steps),
-    and a ratio of the means would be set by the far segments alone. `seqattn.metrics.attention` takes the ratio
-    of the means instead, over a causal history where every query's keys start at the same frame.
+    and a ratio of the means would be set by the far segments alone. `seqattn.metrics.attention`
+    takes the ratio of the means instead, over a causal history where every query's keys start at
+    the same frame.
     """
     x = data.x["test"][:n_windows]
     _, weights = model.attention_weights(x)  # (B, G, nh, N_out, N_in)
