@@ -137,17 +137,18 @@ def repeat_check_sentence(forecast: PartResults) -> str:
 
 
 def forecast_options_words(forecast: PartResults) -> str:
-    """Which of reversible instance normalisation and channel independence the reported run used."""
-    on = {"reversible instance normalisation~\\cite{kim2022revin}": forecast_config(forecast, "revin"),
-          "channel independence~\\cite{nie2023patchtst}": forecast_config(forecast, "channel_independent")}
-    used = [name for name, flag in on.items() if flag]
-    unused = [name for name, flag in on.items() if not flag]
-    parts = []
-    if used:
-        parts.append("with " + " and ".join(used))
-    if unused:
-        parts.append("without " + " or ".join(unused))
-    return ", ".join(parts)
+    """The reported run's normalisation of each window (and the one validation could choose
+    instead), and whether channels were modelled independently."""
+    names = {"revin": "reversible instance normalisation~\\cite{kim2022revin}",
+             "last": "last-value normalisation~\\cite{zeng2023transformers}"}
+    normalisation = forecast_config(forecast, "normalisation")
+    alternatives = {options.get("normalisation") for options in forecast_config(forecast, "refinements").values()}
+    alternatives = sorted(alternatives & set(names) - {normalisation})
+    words = f"with {names[normalisation]}" if normalisation in names else "without normalising windows"
+    if alternatives:
+        words += f" (or {' or '.join(names[a] for a in alternatives)} where validation prefers it)"
+    independent = forecast_config(forecast, "channel_independent")
+    return words + (" and " if independent else ", without ") + "channel independence~\\cite{nie2023patchtst}"
 
 
 def chaotic_sentence(forecast: PartResults) -> str:

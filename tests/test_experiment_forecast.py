@@ -131,7 +131,8 @@ def test_options_are_chosen_per_horizon_on_that_horizons_validation_windows(tmp_
     datasets = {job: make_windows(series, job[1], job[2]) for job in jobs}
     seen = []
 
-    def pick_by_horizon(name, windows, candidates, config, seed, state_dir, verbose):
+    def pick_by_horizon(name, windows, candidates, config, seed, state_dir, verbose, refinements):
+        assert refinements == {}  # chaotic series choose among their candidates only
         seen.append((windows.horizon, set(windows.x), set(windows.y)))
         label = sorted(candidates)[windows.horizon == 12]  # a different candidate wins at each horizon
         return {"chosen": label, "options": candidates[label]}
@@ -174,8 +175,9 @@ def test_lanes_share_state_folders_and_a_fixed_option_leaves_the_candidates(tmp_
     assert set(forecast.plan(lane)) < set(forecast.plan(whole))
     kept = {k: v for k, v in vars(whole).items() if k not in forecast._NOT_IN_TAG}
     assert kept == {k: v for k, v in vars(lane).items() if k not in forecast._NOT_IN_TAG}
-    fixed = config("--no-revin")
-    assert all("revin" not in options for options in fixed.chaotic_candidates.values())
+    fixed = config("--normalisation", "none")
+    assert all("normalisation" not in options for options in fixed.chaotic_candidates.values())
+    assert whole.refinements == forecast.NORMALISATION_REFINEMENTS and fixed.refinements == {}
     assert len(fixed.chaotic_candidates) == len({str(o) for o in fixed.chaotic_candidates.values()})
     assert config("--key-segment", "8").key_candidates == {}
     # keys chosen per lookback, among those that keep the encoder's steps within max_keys

@@ -65,6 +65,25 @@ def test_selection_reads_only_training_and_validation_windows(small_windows, tmp
     assert again == selection  # read back, not trained again
 
 
+def test_a_refinement_is_tried_on_the_winning_candidate_only(small_windows, tmp_path, monkeypatch):
+    trained = []
+
+    def fake_mse(name, windows, options, config, seed, state_dir, verbose):
+        trained.append(options)
+        return {12: 0.5, 4: 0.7}[options["key_segment"]] - 0.1 * (options.get("normalisation") == "last")
+
+    monkeypatch.setattr(forecast_eval, "_validation_mse", fake_mse)
+    candidates = {"12-step keys": {"key_segment": 12}, "4-step keys": {"key_segment": 4}}
+    refinements = {"last-value normalisation": {"normalisation": "last"}}
+    windows = forecast_eval.validation_windows(small_windows)
+    selection = forecast_eval.select_options("hybrid", windows, candidates, None, 0, tmp_path, 0, refinements)
+    assert trained == [{"key_segment": 12}, {"key_segment": 4}, {"key_segment": 12, "normalisation": "last"}]
+    assert selection["chosen"] == "12-step keys and last-value normalisation"
+    assert selection["options"] == {"key_segment": 12, "normalisation": "last"}
+    assert selection["scores"] == pytest.approx({"12-step keys": 0.5, "4-step keys": 0.7,
+                                                 "12-step keys and last-value normalisation": 0.4})
+
+
 def test_keys_finer_than_output_segments():
     x = np.random.default_rng(0).normal(size=(3, 48, 2)).astype("float32")
     model = Forecaster(24, units=16, num_heads=2, segment=12, key_segment=4)

@@ -7,7 +7,7 @@ import pytest
 from seqattn.data.windows import sliding_windows
 from seqattn.metrics.forecast import mse
 from seqattn.models.baselines import DLinear, RepeatLast, seq2seq_rnn
-from seqattn.models.forecaster import Forecaster, RevIN
+from seqattn.models.forecaster import Forecaster, LastValueNorm, RevIN
 
 pytestmark = pytest.mark.backend
 
@@ -17,7 +17,8 @@ VARIANTS = [
     {},
     {"rnn": "lstm", "segment": 4},
     {"decoding": "autoregressive", "segment": 8},
-    {"channel_independent": False, "revin": False, "segment": 8},
+    {"channel_independent": False, "normalisation": "none", "segment": 8},
+    {"normalisation": "last", "segment": 8},
     {"rnn": "lstm", "decoding": "autoregressive", "segment": 12, "use_attention": False},
 ]
 
@@ -76,7 +77,26 @@ def test_revin_round_trip_and_statistics():
     assert np.allclose(back, X, atol=1e-4)
 
 
+def test_last_value_norm_centres_on_the_last_step_and_adds_it_back():
+    x = np.array([[[1.0, 10.0], [4.0, 20.0], [2.0, 5.0]]], dtype="float32")  # (1, 3, 2)
+    normed, last, _ = LastValueNorm().normalise(keras.ops.convert_to_tensor(x))
+    assert np.allclose(keras.ops.convert_to_numpy(normed)[0], [[-1.0, 5.0], [2.0, 15.0], [0.0, 0.0]])
+    y = np.array([[[0.5, -1.0]]], dtype="float32")  # a forecast of changes from the last step
+    assert np.allclose(keras.ops.convert_to_numpy(LastValueNorm().denormalise(keras.ops.convert_to_tensor(y), last, None)), [[[2.5, 4.0]]])
+
+
+def test_a_constant_window_is_forecast_constant_under_last_value_norm():
+    # The normalised input is all zeros, so with zero output weights the forecast is the last value.
+    model = Forecaster(12, units=8, num_heads=2, segment=4, normalisation="last")
+    x = np.full((2, 24, 3), 7.5, dtype="float32")
+    model(x)
+    model.out.set_weights([np.zeros_like(w) for w in model.out.get_weights()])
+    assert np.allclose(keras.ops.convert_to_numpy(model(x)), 7.5)
+
+
 def test_invalid_options_are_named():
+    with pytest.raises(ValueError, match="normalisation must be one of"):
+        Forecaster(24, normalisation="batch")
     with pytest.raises(ValueError, match="rnn must be one of"):
         Forecaster(24, rnn="transformer")
     with pytest.raises(ValueError, match="segment must be a positive divisor of horizon=24"):

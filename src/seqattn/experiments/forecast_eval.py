@@ -52,7 +52,7 @@ def build_model(name: str, config, lookback: int, horizon: int, **overrides):
         model = DLinear(horizon)
     else:
         options = dict(rnn=config.rnn, units=config.units, num_heads=config.num_heads, decoding=config.decoding,
-                       revin=config.revin, channel_independent=config.channel_independent, dropout=config.dropout)
+                       normalisation=config.normalisation, channel_independent=config.channel_independent, dropout=config.dropout)
         options.update({k: v for k, v in overrides.items() if k not in ("segment", "key_segment", "loss")})
         options["segment"], options["key_segment"] = segments(config, lookback, horizon, overrides)
         model = seq2seq_rnn(horizon, **options) if name == "seq2seq" else Forecaster(horizon, **options)
@@ -96,9 +96,11 @@ def validation_windows(data: ForecastData) -> ForecastData:
 
 
 def select_options(name: str, windows: ForecastData, candidates: dict[str, dict], config, seed: int,
-                   state_dir: Path, verbose) -> dict:
+                   state_dir: Path, verbose, refinements: dict[str, dict] | None = None) -> dict:
     """Train `name` once per candidate on the training windows and keep the candidate with the lowest
     validation MSE. `windows` must come from `validation_windows`: there is no test split to read.
+    Each refinement (an option change) is then tried on the winning candidate alone, one run each
+    rather than a grid over every candidate, and kept if its validation MSE is lower still.
 
     Returns {"chosen": label, "options": {...}, "metric": "val_mse", "scores": {label: val MSE}, ...};
     cached in `state_dir/selection.json`.
@@ -108,28 +110,39 @@ def select_options(name: str, windows: ForecastData, candidates: dict[str, dict]
     done = state_dir / "selection.json"
     if done.is_file():
         return json.loads(done.read_text())
-    scores = {}
-    for label, options in candidates.items():
-        folder = state_dir / config_tag(options)
-        run_name = f"select-{windows.series.name}-L{windows.lookback}-H{windows.horizon}-{name}-{config_tag(options)}"
-        record = folder / "score.json"
-        if not record.is_file():
-            keras.utils.set_random_seed(seed)
-            config_log = {"model": name, "dataset": windows.series.name, "lookback": windows.lookback,
-                          "horizon": windows.horizon, "purpose": "selection on validation", **options}
-            with training.resumable_run(PART, run_name, folder, nested=True, config=config_log, seed=seed):
-                model = build_model(name, config, windows.lookback, windows.horizon, **options)
-                fit(model, name, windows, config, seed, folder, config.epochs, verbose)
-                val_mse = fm.mse(predict(model, windows.x["val"], f"{run_name}: validation windows"), windows.y["val"])
-                tracking.log_metrics({"val_mse": val_mse})
-            write_json_atomic(record, {"val_mse": val_mse})
-        scores[label] = json.loads(record.read_text())["val_mse"]
+    tried = dict(candidates)
+    scores = {label: _validation_mse(name, windows, options, config, seed, state_dir, verbose)
+              for label, options in candidates.items()}
+    best = min(scores, key=scores.get)
+    for label, change in (refinements or {}).items():
+        refined = f"{best} and {label}"
+        tried[refined] = candidates[best] | change
+        scores[refined] = _validation_mse(name, windows, tried[refined], config, seed, state_dir, verbose)
     chosen = min(scores, key=scores.get)
-    selection = {"model": name, "chosen": chosen, "options": candidates[chosen], "metric": "val_mse",
-                 "scores": scores, "candidates": candidates, "seed": seed,
+    selection = {"model": name, "chosen": chosen, "options": tried[chosen], "metric": "val_mse",
+                 "scores": scores, "candidates": tried, "seed": seed,
                  "validation_windows": int(len(windows.x["val"]))}
     write_json_atomic(done, selection)
     return selection
+
+
+def _validation_mse(name: str, windows: ForecastData, options: dict, config, seed: int, state_dir: Path,
+                    verbose) -> float:
+    """Validation MSE of `name` trained with `options`; cached in a folder of `state_dir` per option set."""
+    folder = state_dir / config_tag(options)
+    run_name = f"select-{windows.series.name}-L{windows.lookback}-H{windows.horizon}-{name}-{config_tag(options)}"
+    record = folder / "score.json"
+    if not record.is_file():
+        keras.utils.set_random_seed(seed)
+        config_log = {"model": name, "dataset": windows.series.name, "lookback": windows.lookback,
+                      "horizon": windows.horizon, "purpose": "selection on validation", **options}
+        with training.resumable_run(PART, run_name, folder, nested=True, config=config_log, seed=seed):
+            model = build_model(name, config, windows.lookback, windows.horizon, **options)
+            fit(model, name, windows, config, seed, folder, config.epochs, verbose)
+            val_mse = fm.mse(predict(model, windows.x["val"], f"{run_name}: validation windows"), windows.y["val"])
+            tracking.log_metrics({"val_mse": val_mse})
+        write_json_atomic(record, {"val_mse": val_mse})
+    return json.loads(record.read_text())["val_mse"]
 
 
 # ----------------------------------------------------------------------------- one run

@@ -1,11 +1,11 @@
 """RNN + attention hybrid forecaster: an LSTM/GRU encoder, a decoder whose horizon queries attend
 over all encoder states, every horizon step produced at once (direct) or one after another.
 
-    x (B, L, C) -> [RevIN] -> [channel independence: (B*C, L, 1)] -> key segments (B', L/k, k*c)
+    x (B, L, C) -> [RevIN or last value] -> [channel independence: (B*C, L, 1)] -> key segments (B', L/k, k*c)
       -> Dense -> RNN encoder -> states S (B', N_in = L/k, d), final state h_L
     direct:         q_j = cell(step_embedding_j [+ channel_embedding], h_L)   all j at once
     autoregressive: q_j = cell(embed(y_{j-1}) + step_embedding_j, q_{j-1})    one j at a time
-      z_j = LayerNorm(q_j + MHA(q_j, S)) -> MLP -> segment y_j (w*c) -> (B, H, C) -> [RevIN^-1]
+      z_j = LayerNorm(q_j + MHA(q_j, S)) -> MLP -> segment y_j (w*c) -> (B, H, C) -> [undo the normalisation]
 
 The encoder reads segments of k steps (`key_segment`, default w), and each is one key of the
 attention: with k = w = 24 and L = 96 the decoder chooses among four keys, too few to select
@@ -20,6 +20,8 @@ References:
   attention over all encoder states.
 - RevIN (Kim et al., 2022, ICLR): subtract each window's mean, divide by its std, undo at the
   output, with a learned per-channel affine map.
+- Last-value normalisation (NLinear, Zeng et al., 2023, AAAI; SegRNN's default): subtract each
+  window's last value and add it back to the forecast, so the model predicts changes from now.
 - Channel independence (Nie et al., 2023, PatchTST): one univariate model shared by all channels.
 
 The attention is our from-scratch `seqattn.attention.MultiHeadAttention`. `call(x,
@@ -34,6 +36,7 @@ from seqattn.attention import MultiHeadAttention
 
 RNNS = ("lstm", "gru")
 DECODINGS = ("direct", "autoregressive")
+NORMALISATIONS = ("revin", "last", "none")
 
 
 @keras.saving.register_keras_serializable(package="seqattn")
@@ -72,6 +75,25 @@ class RevIN(keras.layers.Layer):
         return {**super().get_config(), "affine": self.affine, "eps": self.eps}
 
 
+@keras.saving.register_keras_serializable(package="seqattn")
+class LastValueNorm(keras.layers.Layer):
+    """Subtracts each (B, T, C) window's last value; the same interface as RevIN, with no weights."""
+
+    def normalise(self, x):
+        """(B, L, C) -> x minus its last step, last step (B, 1, C), None."""
+        last = x[:, -1:, :]
+        return x - last, last, None
+
+    def denormalise(self, y, last, _):
+        return y + last
+
+    def call(self, x):
+        return self.normalise(x)[0]
+
+
+NORMALISERS = {"revin": RevIN, "last": LastValueNorm}
+
+
 def _rnn_cell(rnn: str, units: int, name: str):
     cell = {"lstm": keras.layers.LSTMCell, "gru": keras.layers.GRUCell}[rnn]
     return cell(units, name=name)
@@ -91,7 +113,8 @@ class Forecaster(keras.Model):
             None: w (the encoder and decoder cut the series alike).
         decoding: "direct" (all horizon segments at once) or "autoregressive".
         use_attention: False gives the same seq2seq RNN without attention (a baseline).
-        revin: reversible instance normalisation of every window.
+        normalisation: how every window is normalised, and its forecast restored: "revin" (its mean and
+            std, RevIN), "last" (its last value) or "none".
         channel_independent: one univariate model shared by all channels.
         dropout: dropout rate before the output head.
     """
@@ -106,7 +129,7 @@ class Forecaster(keras.Model):
         key_segment: int | None = None,
         decoding: str = "direct",
         use_attention: bool = True,
-        revin: bool = True,
+        normalisation: str = "revin",
         channel_independent: bool = True,
         dropout: float = 0.0,
         **kwargs,
@@ -116,6 +139,8 @@ class Forecaster(keras.Model):
             raise ValueError(f"horizon must be a positive integer; got {horizon}")
         if rnn not in RNNS:
             raise ValueError(f"rnn must be one of {RNNS}; got {rnn!r}")
+        if normalisation not in NORMALISATIONS:
+            raise ValueError(f"normalisation must be one of {NORMALISATIONS}; got {normalisation!r}")
         if decoding not in DECODINGS:
             raise ValueError(f"decoding must be one of {DECODINGS}; got {decoding!r}")
         if int(segment) < 1 or int(horizon) % int(segment):
@@ -132,13 +157,13 @@ class Forecaster(keras.Model):
         self.key_segment = int(key_segment) if key_segment is not None else self.segment
         self.decoding = decoding
         self.use_attention = use_attention
-        self.revin = revin
+        self.normalisation = normalisation
         self.channel_independent = channel_independent
         self.dropout = dropout
         self.n_out = self.horizon // self.segment
 
         d = self.units
-        self.revin_layer = RevIN(name="revin") if revin else None
+        self.normaliser = NORMALISERS[normalisation](name=normalisation) if normalisation != "none" else None
         self.embed = keras.layers.Dense(d, name="segment_embedding")
         rnn_layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[rnn]
         self.encoder = rnn_layer(d, return_sequences=True, return_state=True, name="encoder")
@@ -161,8 +186,8 @@ class Forecaster(keras.Model):
         self.n_in = self.lookback // self.key_segment
         c = 1 if self.channel_independent else self.channels
         d = self.units
-        if self.revin_layer is not None:
-            self.revin_layer.build(input_shape)
+        if self.normaliser is not None:
+            self.normaliser.build(input_shape)
         self.embed.build((None, self.n_in, self.key_segment * c))
         self.encoder.build((None, self.n_in, d))
         self.decoder_cell.build((None, d))
@@ -256,8 +281,8 @@ class Forecaster(keras.Model):
     # ------------------------------------------------------------------ forward
 
     def call(self, x, training=None, return_attention=False):
-        if self.revin_layer is not None:
-            x, mean, std = self.revin_layer.normalise(x)
+        if self.normaliser is not None:
+            x, centre, scale = self.normaliser.normalise(x)
         folded = self._fold_channels(x)  # (B', L, c)
         states, final = self._encode(folded)  # (B', N_in, d)
         queries = self._channel_queries(x)  # (1 or B', N_out, d)
@@ -265,8 +290,8 @@ class Forecaster(keras.Model):
         y, weights = decode(folded, states, final, queries, training, return_attention)
         y = ops.reshape(y, (-1, self.horizon, folded.shape[-1]))  # (B', H, c)
         y = self._unfold_channels(y)  # (B, H, C)
-        if self.revin_layer is not None:
-            y = self.revin_layer.denormalise(y, mean, std)
+        if self.normaliser is not None:
+            y = self.normaliser.denormalise(y, centre, scale)
         if not return_attention:
             return y
         if weights is not None:
@@ -290,7 +315,7 @@ class Forecaster(keras.Model):
             "key_segment": self.key_segment,
             "decoding": self.decoding,
             "use_attention": self.use_attention,
-            "revin": self.revin,
+            "normalisation": self.normalisation,
             "channel_independent": self.channel_independent,
             "dropout": self.dropout,
         }
