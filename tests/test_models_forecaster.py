@@ -81,8 +81,8 @@ def test_last_value_norm_centres_on_the_last_step_and_adds_it_back():
     x = np.array([[[1.0, 10.0], [4.0, 20.0], [2.0, 5.0]]], dtype="float32")  # (1, 3, 2)
     normed, last, _ = LastValueNorm().normalise(keras.ops.convert_to_tensor(x))
     assert np.allclose(keras.ops.convert_to_numpy(normed)[0], [[-1.0, 5.0], [2.0, 15.0], [0.0, 0.0]])
-    y = np.array([[[0.5, -1.0]]], dtype="float32")  # a forecast of changes from the last step
-    assert np.allclose(keras.ops.convert_to_numpy(LastValueNorm().denormalise(keras.ops.convert_to_tensor(y), last, None)), [[[2.5, 4.0]]])
+    y = keras.ops.convert_to_tensor(np.array([[[0.5, -1.0]]], dtype="float32"))  # changes from the last step
+    assert np.allclose(keras.ops.convert_to_numpy(LastValueNorm().denormalise(y, last, None)), [[[2.5, 4.0]]])
 
 
 def test_a_constant_window_is_forecast_constant_under_last_value_norm():

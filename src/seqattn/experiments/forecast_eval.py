@@ -52,7 +52,8 @@ def build_model(name: str, config, lookback: int, horizon: int, **overrides):
         model = DLinear(horizon)
     else:
         options = dict(rnn=config.rnn, units=config.units, num_heads=config.num_heads, decoding=config.decoding,
-                       normalisation=config.normalisation, channel_independent=config.channel_independent, dropout=config.dropout)
+                       normalisation=config.normalisation, channel_independent=config.channel_independent,
+                       dropout=config.dropout)
         options.update({k: v for k, v in overrides.items() if k not in ("segment", "key_segment", "loss")})
         options["segment"], options["key_segment"] = segments(config, lookback, horizon, overrides)
         model = seq2seq_rnn(horizon, **options) if name == "seq2seq" else Forecaster(horizon, **options)
