@@ -4,6 +4,7 @@ separate the two models"), so the claims follow the results. The numbers come fr
 (`results`, `video_results`), the verdicts from `claims`."""
 
 import re
+from collections import Counter
 
 from paper import claims
 from paper.results import (
@@ -71,37 +72,25 @@ def forecast_headline(forecast: PartResults) -> str:
     return ", and ".join(clauses)
 
 
+# The options the validation selection chooses besides the keys, as the paper counts them.
+OPTION_CHOICES = {("loss", "mae"): "MAE loss over MSE", ("normalisation", "last"): "last-value normalisation over RevIN"}
+
+
 def selection_sentence(forecast: PartResults) -> str:
-    """One sentence on how the options were chosen: on validation windows, per lookback and horizon.
-    A lookback whose horizons all chose alike is named once; otherwise each choice names its horizons."""
+    """One sentence on how the options were chosen, on validation windows per lookback and horizon,
+    and how often each was chosen; results/forecast/results.md lists every choice."""
     selections = forecast_selections(forecast)
     if not selections:
         return ""
     first = next(iter(selections.values()))
-    ran = {}  # lookback -> the horizons it ran
-    for lookback, horizon in forecast_pairs(forecast):
-        ran.setdefault(lookback, set()).add(horizon)
-    selected = {lookback for lookback, _ in selections}
-    chosen = []
-    for lookback in sorted(selected):
-        by_label = {}  # label -> the horizons that chose it
-        for (L, horizon), s in sorted(selections.items()):
-            if L == lookback:
-                by_label.setdefault(s.chosen, []).append(horizon)
-        (label, horizons), *others = by_label.items()
-        if not others and set(horizons) >= ran.get(lookback, set()):
-            chosen.append(f"{latex_escape(label)} at $L={lookback}$")
-            continue
-        labels = [f"{latex_escape(label)} at " + (f"$H={horizons[0]}$" if len(horizons) == 1 else
-                                                    f"$H\\in\\{{{', '.join(map(str, horizons))}\\}}$")
-                  for label, horizons in by_label.items()]
-        chosen.append(f"at $L={lookback}$, {listing(labels)}")
-    single = sorted({(lookback, lookback // p.keys) for (lookback, _), p in forecast_pairs(forecast).items()
-                     if lookback not in selected})
-    chosen += [f"at $L={lookback}$ only {segment}-step keys stay within {forecast_config(forecast, 'max_keys')} keys"
-               for lookback, segment in single]
-    return (f"Options are chosen on validation windows only, per lookback and horizon (by the "
-            f"{latex_escape(first.model)}'s MSE, seed {first.seed}): {'; '.join(chosen)}.")
+    keys = Counter(s.options["key_segment"] for s in selections.values() if "key_segment" in s.options)
+    counts = [f"{k}-step keys in {n}" for k, n in sorted(keys.items(), key=lambda kv: (-kv[1], kv[0]))]
+    counts += [f"{words} in {n}" for (name, value), words in OPTION_CHOICES.items()
+               if (n := sum(s.options.get(name) == value for s in selections.values()))]
+    counts[0] += f" of the {len(selections)} settings"
+    return (f"Options are chosen on validation windows only, per lookback and horizon, by the "
+            f"{latex_escape(first.model)}'s MSE (seed {first.seed}): {listing(counts)} "
+            f"(each in \\texttt{{results/}}).")
 
 
 def paired_sentence(forecast: PartResults) -> str:
@@ -146,7 +135,7 @@ def forecast_options_words(forecast: PartResults) -> str:
     alternatives = sorted(alternatives & set(names) - {normalisation})
     words = f"with {names[normalisation]}" if normalisation in names else "without normalising windows"
     if alternatives:
-        words += f" (or {' or '.join(names[a] for a in alternatives)} where validation prefers it)"
+        words += f" or {' or '.join(names[a] for a in alternatives)}"
     independent = forecast_config(forecast, "channel_independent")
     return words + (" and " if independent else ", without ") + "channel independence~\\cite{nie2023patchtst}"
 

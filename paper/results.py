@@ -255,6 +255,7 @@ class Selection:
     lowest validation MSE of `model` (seed `seed`)."""
 
     chosen: str
+    options: dict
     candidates: list[str]
     model: str
     seed: int
@@ -270,7 +271,7 @@ def forecast_selections(forecast: PartResults, dataset: str = "etth1") -> dict[t
             continue
         try:
             case = int(s["lookback"]), int(s["horizon"])
-            chosen[case] = Selection(str(s["chosen"]), [str(c) for c in s["scores"]], str(s["model"]),
+            chosen[case] = Selection(str(s["chosen"]), dict(s["options"]), [str(c) for c in s["scores"]], str(s["model"]),
                                      int(s["seed"]), int(s["horizon"]))
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(f"{forecast.path}: selection[{key!r}] lacks or mangles {err}") from None

@@ -619,14 +619,28 @@ def test_fixture_macros_state_the_fixture_verdicts():
     # validation windows per horizon, L=720 had a single candidate within the key limit.
     assert words["pairedVerdict"] == ("the hybrid's MSE is lower in seven and higher in one of the 12 settings, "
                                       "with intervals that exclude zero; the other four include zero")
-    # L=96 chose alike at every horizon (named once), L=336 changed its choice with the horizon
+    # 24-step keys at L=96's four horizons and at L=336 H=336 and 720, 12-step keys at L=336 H=96 and
+    # 192; L=720 had a single candidate within the key limit, so nothing to choose; no MAE, no LV.
     assert words["forecastSelection"].endswith(
-        "per lookback and horizon (by the hybrid's MSE, seed 0): 24-step keys at $L=96$; at $L=336$, 12-step keys at "
-        "$H\\in\\{96, 192\\}$ and 24-step keys at $H\\in\\{336, 720\\}$; at $L=720$ only 24-step keys stay "
-        "within 32 keys.")
+        "per lookback and horizon, by the hybrid's MSE (seed 0): 24-step keys in 6 of the 8 settings and "
+        "12-step keys in 2 (each in \\texttt{results/}).")
     # 2785, 2689, 2545 and 2161 test windows in blocks of H = 96, 192, 336 and 720: 29, 14, 7 and 3 blocks
     assert words["pairedBlocks"] == "29 to 3 per seed"
     assert words["forecastSpan"] == "34.7, 113.4, 243.2 steps at $L=96, 336, 720$ (normalised: 0.65, 0.56, 0.51)"
+
+
+def test_selection_sentence_counts_mae_and_last_value_choices(tmp_path):
+    shutil.copytree(FIXTURE, tmp_path / "results")
+    path = tmp_path / "results" / "forecast" / "results.json"
+    forecast = json.loads(path.read_text())
+    for key, options in [("etth1 L=96 H=96", {"loss": "mae", "normalisation": "last"}),
+                         ("etth1 L=96 H=192", {"normalisation": "last"})]:
+        forecast["selection"][key]["options"] |= options
+    path.write_text(json.dumps(forecast))
+    words = macros.paper_macros(load_results(tmp_path / "results"))
+    assert words["forecastSelection"].endswith(
+        "24-step keys in 6 of the 8 settings, 12-step keys in 2, MAE loss over MSE in 1 and last-value "
+        "normalisation over RevIN in 2 (each in \\texttt{results/}).")
 
 
 def test_every_macro_is_used_and_keeps_the_space_after_it():
