@@ -120,6 +120,8 @@ def _forecast() -> list[Case]:
         Case("forecast", "--features", ("--features", "X"), "argument --features: invalid choice: 'X'"),
         Case("forecast", "--rnn", ("--rnn", "transformer"), "argument --rnn: invalid choice: 'transformer'"),
         Case("forecast", "--decoding", ("--decoding", "beam"), "argument --decoding: invalid choice: 'beam'"),
+        Case("forecast", "--normalisation", ("--normalisation", "batch"),
+             "argument --normalisation: invalid choice: 'batch'"),
         Case("forecast", "--models", ("--models", "hybrid", "arima"), "argument --models: invalid choice: 'arima'"),
     ]
     for option in ("--lookback", "--horizon", "--epochs", "--segment", "--key-segment"):
