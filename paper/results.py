@@ -256,10 +256,8 @@ class Selection:
 
     chosen: str
     options: dict
-    candidates: list[str]
     model: str
     seed: int
-    horizon: int
 
 
 def forecast_selections(forecast: PartResults, dataset: str = "etth1") -> dict[tuple[int, int], Selection]:
@@ -271,8 +269,7 @@ def forecast_selections(forecast: PartResults, dataset: str = "etth1") -> dict[t
             continue
         try:
             case = int(s["lookback"]), int(s["horizon"])
-            chosen[case] = Selection(str(s["chosen"]), dict(s["options"]), [str(c) for c in s["scores"]], str(s["model"]),
-                                     int(s["seed"]), int(s["horizon"]))
+            chosen[case] = Selection(str(s["chosen"]), dict(s["options"]), str(s["model"]), int(s["seed"]))
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(f"{forecast.path}: selection[{key!r}] lacks or mangles {err}") from None
     return chosen

@@ -624,6 +624,10 @@ def test_fixture_macros_state_the_fixture_verdicts():
     assert words["forecastSelection"].endswith(
         "per lookback and horizon, by the hybrid's MSE (seed 0): 24-step keys in 6 of the 8 settings and "
         "12-step keys in 2 (each in \\texttt{results/}).")
+    # the fixture ran RevIN and channel independence, and could choose last-value normalisation
+    assert words["forecastOptions"] == ("with reversible instance normalisation~\\cite{kim2022revin} or last-value "
+                                        "normalisation~\\cite{zeng2023transformers} and channel "
+                                        "independence~\\cite{nie2023patchtst}")
     # 2785, 2689, 2545 and 2161 test windows in blocks of H = 96, 192, 336 and 720: 29, 14, 7 and 3 blocks
     assert words["pairedBlocks"] == "29 to 3 per seed"
     assert words["forecastSpan"] == "34.7, 113.4, 243.2 steps at $L=96, 336, 720$ (normalised: 0.65, 0.56, 0.51)"
