@@ -90,6 +90,8 @@ def test_run_writes_results_figure_and_mlflow_runs(tmp_path, tiny_csv, monkeypat
     table = (out / "results.md").read_text()
     assert "| 12 | hybrid |" in table and "Ablation" in table and "hybrid vs seq2seq, paired" in table
     assert "Published" not in table and "chosen on the validation windows" in table
+    trained_min = sum(r["train_time_s"] for r in saved["runs"]) / 60
+    assert f"training time of the table's runs {trained_min:.0f} min in all" in table
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["seqattn-part2-forecast"])
