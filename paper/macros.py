@@ -68,7 +68,7 @@ def forecast_headline(forecast: PartResults) -> str:
     comparison = claims.mean_versus_words(means[best], patchtst["label"], mean_over(patchtst["mse"], shared),
                                           patchtst["lookback"])
     where = f"over the {words(len(shared))} horizons" if len(shared) > 1 else f"at $H={shared[0]}$"
-    clauses.append(f"at its best lookback, $L={best}$, averages {comparison} {where}")
+    clauses.append(f"at its best lookback by test MSE, $L={best}$, averages {comparison} {where}")
     return ", and ".join(clauses)
 
 

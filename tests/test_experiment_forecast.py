@@ -181,7 +181,9 @@ def test_lanes_share_state_folders_and_a_fixed_option_leaves_the_candidates(tmp_
     assert all("normalisation" not in options for options in fixed.chaotic_candidates.values())
     assert whole.refinements == forecast.NORMALISATION_REFINEMENTS and fixed.refinements == {}
     assert len(fixed.chaotic_candidates) == len({str(o) for o in fixed.chaotic_candidates.values()})
-    assert config("--key-segment", "8").key_candidates == {}
+    fixed_keys = config("--key-segment", "8")  # the loss is still chosen, and the normalisation refined
+    assert forecast.candidates_for(fixed_keys, "etth1", 96, 96) == forecast.LOSS_CANDIDATES
+    assert fixed_keys.refinements == forecast.NORMALISATION_REFINEMENTS
     # keys chosen per lookback, among those that keep the encoder's steps within max_keys
     assert forecast.candidates_for(whole, "etth1", 336, 96) == forecast.LOSS_KEY_CANDIDATES
     assert forecast.candidates_for(whole, "etth1", 720, 96) == {
@@ -221,7 +223,8 @@ def test_dlinear_trains_by_its_own_recipe(tmp_path, tiny_csv):
     model = forecast_eval.build_model("dlinear", config, 24, 12)
     batch_sizes = []
     model.fit = _recording_fit(model.fit, batch_sizes)
-    assert forecast_eval.fit(model, "dlinear", data, config, 0, tmp_path, config.epochs, verbose=0) == 3
+    epochs_run, seconds = forecast_eval.fit(model, "dlinear", data, config, 0, tmp_path, config.epochs, verbose=0)
+    assert epochs_run == 3 and seconds > 0
     assert batch_sizes == [config.dlinear_batch_size]
     assert float(model.optimizer.learning_rate) == pytest.approx(config.dlinear_learning_rate * 0.25)
 

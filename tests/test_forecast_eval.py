@@ -116,7 +116,9 @@ def test_attention_span_in_steps_with_keys_finer_than_outputs():
     uniform = np.full((4, 1, 2, n_out, n_in), 1 / n_in)
     summary = forecast_eval.attention_summary(FixedAttention(uniform, w, k), _data(lookback, 48))
     assert summary["normalised_span"] == pytest.approx(1.0)
-    assert summary["keys"] == n_in and summary["entropy_nats"] == pytest.approx(np.log(n_in))
+    # uniform weights: mean lag L/2 = 48 plus the decoder segment's centre, 12 and 36 steps in
+    assert summary["uniform_span_per_decoder_step"] == pytest.approx([60.0, 84.0])
+    assert summary["windows"] == 4 and summary["keys"] == n_in and summary["entropy_nats"] == pytest.approx(np.log(n_in))
     last = np.zeros_like(uniform)
     last[..., -1] = 1.0  # every query on the key just before the forecast origin
     summary = forecast_eval.attention_summary(FixedAttention(last, w, k), _data(lookback, 48))

@@ -340,7 +340,7 @@ def test_abstract_headline_numbers_equal_the_results(printed):
     expected = [
         f"{alignment:.1f}%",
         f"an RNN encoder with an attention decoder at L = 96 is {tm_words}",
-        f"at its best lookback, L = {best}, averages {means[best]:.3f} ({relation} PatchTST/64's "
+        f"at its best lookback by test MSE, L = {best}, averages {means[best]:.3f} ({relation} PatchTST/64's "
         f"{published_mean:.3f} at L = 512) over the four horizons",
         f"on frames {first}-{last} by {pct(far['relative'])} (95% interval {pct(far['relative_low'])} to "
         f"{pct(far['relative_high'])}; {far['sequences']:,} test sequences, {seeds}), an interval that "

@@ -21,7 +21,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from seqattn import cli
+from seqattn import cli, training
 
 EPOCHS = 4
 KILL_AT = f"Epoch 3/{EPOCHS}"  # printed when epochs 1 and 2 are complete and backed up
@@ -152,6 +152,17 @@ def test_interrupted_command_reruns_to_the_same_runs_and_results(part, how, seri
                                                                    references, capsys):
     _assert_interrupted_run_resumes(PARTS[part], signal.Signals[how], series_csv, tmp_path, environment, references,
                                     capsys)
+
+
+def test_training_clock_counts_the_seconds_of_the_calls_before_a_resume(tmp_path):
+    path = tmp_path / "train_time.json"
+    path.write_text(json.dumps({"seconds": 5.0}))  # the epochs an interrupted call ran
+    clock = training.TrainingClock(path)
+    clock.on_train_begin()
+    clock.on_epoch_end(0)
+    saved = json.loads(path.read_text())["seconds"]
+    assert 5.0 < saved <= clock.seconds < 6.0
+    assert training.TrainingClock(tmp_path / "first.json").seconds < 1.0  # a first call starts at zero
 
 
 # ----------------------------------------------------------------------------- Part 3

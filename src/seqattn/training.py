@@ -14,6 +14,7 @@ generator, so without it a resumed run would see other batches than an uninterru
 import json
 import os
 import shutil
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -25,7 +26,7 @@ import numpy as np
 
 from seqattn import distributed, tracking
 from seqattn.errors import RunInUseError
-from seqattn.io import LockHeld, atomic_path, exclusive_lock
+from seqattn.io import LockHeld, atomic_path, exclusive_lock, write_json_atomic
 
 _RUN_ID_FILE = "mlflow_run_id"
 _OWNER_FILE = "owner.lock"
@@ -136,6 +137,28 @@ class EarlyStoppingBackup(keras.callbacks.Callback):
         with atomic_path(self._path(epoch + 1)) as tmp, open(tmp, "wb") as f:
             np.savez(f, states=np.array(json.dumps(states)), **arrays)
         self._path(epoch).unlink(missing_ok=True)
+
+
+class TrainingClock(keras.callbacks.Callback):
+    """Seconds of training summed over the calls that resumed one run, kept in `path` after every
+    epoch: a run resumed after an interruption reports the epochs it ran before it, too (an epoch
+    cut short is lost with its weights and not counted)."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__()
+        self.path = Path(path)
+        self.before = json.loads(self.path.read_text())["seconds"] if self.path.is_file() else 0.0
+        self.started = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        write_json_atomic(self.path, {"seconds": self.seconds})
 
 
 def _first_batch(x):

@@ -4,8 +4,10 @@ The part reads as config -> data -> choices -> training -> evaluation -> report:
 - config: `ForecastConfig` and its profiles, with the command line's overrides;
 - data: the windows of every dataset, lookback L and horizon H, by the one protocol of
   `seqattn.data.windows`;
-- choices: options that differ by dataset (the chaotic series') are chosen on the validation
-  windows only (`forecast_eval.select_options`, which is never handed the test split);
+- choices: options that differ by case (the chaotic series' channel mixing and normalisation; on
+  ETT and CSV series the key segment, the loss and the normalisation, per lookback and horizon)
+  are chosen on the validation windows only (`forecast_eval.select_options`, which is never
+  handed the test split);
 - training and evaluation (`forecast_eval`): every model and seed trains on the training windows
   (early stopping on validation) and is scored once on the test windows, logged to MLflow
   (experiment "seqattn-part2-forecast", one nested run per model and seed under a parent run);
@@ -59,7 +61,7 @@ CHAOTIC_CANDIDATES = {  # labels become MLflow parameter names (no commas)
     "mixed channels without RevIN and 4-step segments": {
         "channel_independent": False, "normalisation": "none", "segment": 4, "key_segment": 4},
 }
-# Keys the hybrid on ETT and CSV series chooses from at each lookback, on validation windows: in
+# Keys the hybrid on ETT and CSV series chooses from per lookback and horizon, on validation windows: in
 # short runs (ETTh1, H=96, one seed) 12-step keys had the lower validation error at L=336 and the
 # higher at L=96, so neither is fixed.
 KEY_CANDIDATES = {"24-step keys": {"key_segment": 24}, "12-step keys": {"key_segment": 12}}
@@ -68,6 +70,8 @@ KEY_CANDIDATES = {"24-step keys": {"key_segment": 24}, "12-step keys": {"key_seg
 # (Labels become MLflow parameter names: no commas.)
 LOSS_KEY_CANDIDATES = KEY_CANDIDATES | {f"{label} and MAE loss": options | {"loss": "mae"}
                                         for label, options in KEY_CANDIDATES.items()}
+# What is left to choose when the command line fixes the segments: the loss alone.
+LOSS_CANDIDATES = {"MSE loss": {"loss": "mse"}, "MAE loss": {"loss": "mae"}}
 # ... then, on the winner of those, whether to centre each window on its last value (NLinear, Zeng et
 # al., 2023; SegRNN) instead of RevIN's mean and std. In short runs (ETTh1, one seed) it lowered the
 # validation error at 4 of 5 (L, H) pairs and raised it at L=336 H=720, so it is a choice too.
@@ -155,16 +159,17 @@ PROFILES = {
     ),
 }
 
-# Design choices measured with --ablation: each changes one option of the hybrid.
+# Design choices measured with --ablation: each changes one option of the hybrid as configured (the
+# profile's options with the command line's; the options chosen on validation are not applied).
 ABLATIONS = {
-    "hybrid (direct, RevIN, channel-independent)": {},
+    "hybrid as configured": {},
     "autoregressive decoding": {"decoding": "autoregressive"},
-    "no RevIN": {"normalisation": "none"},
+    "no normalisation": {"normalisation": "none"},
     "channel mixing (no channel independence)": {"channel_independent": False},
     "no attention (seq2seq)": {"use_attention": False},
     "LSTM instead of GRU": {"rnn": "lstm"},
-    "segments of 8 steps instead of 24": {"segment": 8},
-    "keys of 12 steps, outputs of 24": {"key_segment": 12},
+    "8-step output segments": {"segment": 8},
+    "12-step keys": {"key_segment": 12},
 }
 
 
@@ -209,7 +214,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_config(args: argparse.Namespace) -> ForecastConfig:
     """The profile's config with the command line's overrides; an option set on the command line is
-    left out of the candidates chosen on validation (it is no longer a choice)."""
+    left out of the candidates chosen on validation (it is no longer a choice): fixed segments leave
+    the loss to choose, a fixed normalisation drops the normalisation refinement."""
     config = PROFILES[getattr(args, "profile", "quick")]
     overrides = {
         "datasets": tuple(args.dataset) if args.dataset else None,
@@ -236,8 +242,8 @@ def resolve_config(args: argparse.Namespace) -> ForecastConfig:
         if kept not in candidates.values():
             candidates[label] = kept
     overrides["chaotic_candidates"] = candidates
-    if args.key_segment is not None or args.segment is not None:
-        overrides["key_candidates"] = {}  # the keys asked for are no longer a choice
+    if config.key_candidates and (args.key_segment is not None or args.segment is not None):
+        overrides["key_candidates"] = LOSS_CANDIDATES  # the keys asked for are no longer a choice
     if args.normalisation is not None:
         overrides["refinements"] = {}
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
@@ -284,8 +290,8 @@ def selection_key(dataset: str, lookback: int, horizon: int) -> str:
 
 
 def candidates_for(config: ForecastConfig, dataset: str, lookback: int, horizon: int) -> dict:
-    """The option sets a (dataset, lookback) chooses from: the chaotic candidates, or for other series
-    the key segments that give at most `max_keys` keys."""
+    """The option sets a (dataset, lookback, horizon) chooses from: the chaotic candidates, or for
+    other series the key and loss candidates that give at most `max_keys` keys."""
     if dataset in CHAOTIC:
         return config.chaotic_candidates
     return {label: options for label, options in config.key_candidates.items()

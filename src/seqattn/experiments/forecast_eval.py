@@ -2,7 +2,8 @@
 hybrid's Attention Span; the paired hybrid vs seq2seq comparison.
 
 Two paths read the windows, and only one of them the test split:
-- `select_options` (the choices: the chaotic series' options) is handed `validation_windows(data)`,
+- `select_options` (the choices: each case's key segment, loss, normalisation or channel mixing)
+  is handed `validation_windows(data)`,
   which holds the training and validation windows and nothing else, and scores every candidate
   on the validation windows;
 - `train_and_evaluate` (the table) trains on the training windows, stops early on the validation
@@ -11,7 +12,6 @@ Two paths read the windows, and only one of them the test split:
 
 import json
 import math
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,7 +38,7 @@ TRAINING_SPLITS = ("train", "val")
 
 
 def segments(config, lookback: int, horizon: int, overrides: dict) -> tuple[int, int]:
-    """Output segment w (a divisor of H) and key segment k (a divisor of L) nearest below the asked ones."""
+    """Output segment w = gcd(asked w, H) and key segment k = gcd(asked k, L): divisors of H and L."""
     segment = overrides.get("segment", config.segment)
     key_segment = overrides.get("key_segment", config.key_segment) or segment
     return math.gcd(segment, horizon), math.gcd(key_segment, lookback)
@@ -63,11 +63,14 @@ def build_model(name: str, config, lookback: int, horizon: int, **overrides):
     return model
 
 
-def fit(model, name: str, data: ForecastData, config, seed: int, state_dir: Path, epochs: int, verbose) -> int:
-    """Train on the training windows, early stopping on the validation windows; epochs run."""
+def fit(model, name: str, data: ForecastData, config, seed: int, state_dir: Path, epochs: int,
+        verbose) -> tuple[int, float]:
+    """Train on the training windows, early stopping on the validation windows; the epochs run and
+    the seconds they took, both counted over resumes."""
     if name == "repeat":
-        return 0
-    batch_size, patience, callbacks = config.batch_size, config.patience, []
+        return 0, 0.0
+    clock = training.TrainingClock(state_dir / "train_time.json")
+    batch_size, patience, callbacks = config.batch_size, config.patience, [clock]
     if name == "dlinear":  # its own recipe; `epochs` is the recurrent models' budget
         epochs, batch_size, patience = config.dlinear_epochs, config.dlinear_batch_size, config.dlinear_patience
         rate = config.dlinear_learning_rate
@@ -78,7 +81,7 @@ def fit(model, name: str, data: ForecastData, config, seed: int, state_dir: Path
         validation_data=(data.x["val"], data.y["val"]),
         callbacks=[keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True), *callbacks],
     )
-    return history.epoch[-1] + 1  # history.epoch counts the epochs before a resume too
+    return history.epoch[-1] + 1, clock.seconds  # history.epoch counts the epochs before a resume too
 
 
 def predict(model, x: np.ndarray, desc: str, batch_size: int = 256) -> np.ndarray:
@@ -198,11 +201,9 @@ def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, ve
     keras.utils.set_random_seed(seed)
     run_config = {"model": name, "dataset": data.series.name, "lookback": data.lookback,
                   "horizon": data.horizon, "epochs": epochs, **overrides}
-    start = time.perf_counter()
     with training.resumable_run(PART, run_name, state_dir, nested=True, config=run_config, seed=seed) as run:
         model = build_model(name, config, data.lookback, data.horizon, **overrides)
-        epochs_run = fit(model, name, data, config, seed, state_dir, epochs, verbose)
-        train_time = time.perf_counter() - start
+        epochs_run, train_time = fit(model, name, data, config, seed, state_dir, epochs, verbose)
         pred = predict(model, data.x["test"], f"{run_name}: test windows")
         metrics = evaluate(pred, data, data.series.name in CHAOTIC)
         np.save(state_dir / "window_mse.npy", np.mean((pred - data.y["test"]) ** 2, axis=(1, 2)))
@@ -227,7 +228,8 @@ def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, ve
 
 
 def attention_summary(model: Forecaster, data: ForecastData, n_windows: int = 256) -> dict:
-    """Attention over lookback (key) segments, averaged over test windows, heads and channels.
+    """Attention over lookback (key) segments, averaged over the first `n_windows` test windows, heads
+    and channels.
 
     Lag of decoder segment j to key segment i, in steps, centre to centre: L + (j + 1/2) w -
     (i + 1/2) k, with w steps per output segment and k per key. The Attention Span is the mean lag
@@ -263,7 +265,9 @@ def attention_summary(model: Forecaster, data: ForecastData, n_windows: int = 25
         "normalised_span": report["normalised_span"],
         "entropy_nats": report["entropy"],
         "uniform_entropy_nats": float(np.log(n_in)),
+        "windows": int(len(x)),
         "span_per_decoder_step": span.mean(axis=(0, 1, 2)).tolist(),
+        "uniform_span_per_decoder_step": uniform_span.tolist(),
         "mass_per_lookback_segment": mean.mean(axis=0).tolist(),
         "mean_weights": mean.tolist(),
         "metrics": span_metrics(report),  # for tracking: span in steps, normalised, per head

@@ -100,9 +100,9 @@ def results_markdown(summary: list[dict], ablation: list[dict], models: tuple[st
                       f"({s['validation_windows']} windows, {s['model']}, seed {s['seed']}, validation MSE): "
                       f"**{s['chosen']}** {s['options']}; candidates: {scores}.", ""]
         horizons = sorted({r["horizon"] for r in rows})
-        same = [r for r in published_for(dataset, features, [lookback])["same_lookback"]]
+        same = published_for(dataset, features, [lookback])["same_lookback"]
         if same:
-            lines += [f"Published at the same lookback (multivariate {dataset}, same protocol; not run here):", "",
+            lines += [f"Published at the same lookback (multivariate {dataset}, on the standard splits; not run here):", "",
                       _published_table(same, horizons), ""]
             sources.update({r["label"]: r["source"] for r in same})
     for (dataset, features), ours in lookbacks.items():
@@ -154,14 +154,14 @@ def plot_forecast_attention(path: Path, model: Forecaster, data: ForecastData, s
     ax.set_xlim(lookback, 0)
     ax.set_xlabel("lag before the forecast origin (steps; segment centres)")
     ax.set_ylabel("mean attention weight")
-    ax.set_title("attention over lags\n(mean over test windows, decoder steps, heads, channels)")
+    ax.set_title(f"attention over lags\n(mean over the first {summary['windows']} test windows, decoder steps, "
+                 "heads, channels)")
 
     ax = axes[1, 0]
     span = np.asarray(summary["span_per_decoder_step"])
     steps = (np.arange(len(span)) + 0.5) * w  # centre of each decoder segment
-    uniform = lookback / 2 + steps  # mean lag of uniform weights over the keys
     ax.plot(steps, span, "o-", label="attention span (mean lag to the attended segment)")
-    ax.plot(steps, uniform, "--", color="grey", label="uniform attention")
+    ax.plot(steps, summary["uniform_span_per_decoder_step"], "--", color="grey", label="uniform attention")
     ax.set_xlim(0, horizon)
     ax.set_xlabel("decoder step (forecast step; segment centres)")
     ax.set_ylabel("span (steps)")
