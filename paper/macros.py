@@ -73,6 +73,9 @@ def forecast_headline(forecast: PartResults) -> str:
 
 
 # The options the validation selection chooses besides the keys, as the paper counts them.
+# The forecaster's decoding modes (`Forecaster(decoding=...)`) in the method's words.
+DECODING_WORDS = {"direct": "direct (all horizon segments at once)",
+                  "autoregressive": "autoregressive (one horizon segment after another)"}
 OPTION_CHOICES = {("loss", "mae"): "MAE loss over MSE", ("normalisation", "last"): "last-value normalisation over RevIN"}
 
 
@@ -394,7 +397,7 @@ def paper_macros(parts: dict[str, PartResults]) -> dict[str, str]:
         "forecastSpan": forecast_span_words(forecast),
         "forecastRNN": str(forecast_config(forecast, "rnn")).upper(),
         "forecastSegment": str(forecast_config(forecast, "segment")),
-        "forecastDecoding": latex_escape(str(forecast_config(forecast, "decoding"))),
+        "forecastDecoding": DECODING_WORDS[forecast_config(forecast, "decoding")],
         "forecastOptions": forecast_options_words(forecast),
         "chaoticSentence": chaotic_sentence(forecast),
         "repeatCheck": repeat_check_sentence(forecast),

@@ -628,6 +628,7 @@ def test_fixture_macros_state_the_fixture_verdicts():
     assert words["forecastOptions"] == ("with reversible instance normalisation~\\cite{kim2022revin} or last-value "
                                         "normalisation~\\cite{zeng2023transformers} and channel "
                                         "independence~\\cite{nie2023patchtst}")
+    assert words["forecastDecoding"] == "direct (all horizon segments at once)"  # the fixture's decoding
     # 2785, 2689, 2545 and 2161 test windows in blocks of H = 96, 192, 336 and 720: 29, 14, 7 and 3 blocks
     assert words["pairedBlocks"] == "29 to 3 per seed"
     assert words["forecastSpan"] == "34.7, 113.4, 243.2 steps at $L=96, 336, 720$ (normalised: 0.65, 0.56, 0.51)"
