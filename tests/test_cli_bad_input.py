@@ -137,6 +137,8 @@ def _video() -> list[Case]:
         Case("video", "--models", ("--models", "tap", "prednet"), "argument --models: invalid choice: 'prednet'"),
         Case("video", "--rnn", ("--rnn", "tcn"), "argument --rnn: invalid choice: 'tcn'"),
         Case("video", "--stages", ("--stages", "1"), "--stages must be at least 2 (teacher forcing, then closed loop)", 1),
+        Case("video", "--test-sequences", ("--test-sequences", "1"),
+             "--test-sequences must be at least 2 for the paired H-TAP vs TAP comparison; got 1", 1),
         Case("video", "--layout", ("--layout", "hwnt"), "argument --layout: invalid choice: 'hwnt'"),
         Case("video", "--eval-length", ("--context", "10", "--eval-length", "10"),
              "--eval-length 10 must exceed --context 10: nothing to predict", 1),

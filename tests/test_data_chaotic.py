@@ -47,7 +47,7 @@ def test_mackey_glass_integrator_converges():
     # From the classical constant history x = 1.2, halving the RK4 step changes little.
     coarse = mackey_glass(300, initial=1.2, transient=0.0)
     fine = mackey_glass(300, initial=1.2, transient=0.0, dt=0.05)
-    assert coarse[0] == 1.2
+    assert np.ptp(coarse) > 0.5  # it leaves the constant history and oscillates (about 0.4 to 1.3)
     assert np.max(np.abs(coarse - fine)) < 1e-3
 
 

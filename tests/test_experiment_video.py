@@ -226,13 +226,19 @@ def test_tracking_ladder_table_gives_each_observers_mse_against_blank_frames():
 
 
 def test_config_tags_follow_what_decides_each_trained_part():
-    quick = PROFILES["quick"]
+    quick, names = PROFILES["quick"], ("codec", "tap", "htap", "convlstm")
+
+    def tag(name, config, digits="mnist"):
+        return config_tag(name, config, digits)
+
     more_tests = replace(quick, test_sequences=999, seeds=(5,))
-    assert all(config_tag(n, more_tests) == config_tag(n, quick) for n in ("codec", "tap", "htap", "convlstm"))
+    assert all(tag(n, more_tests) == tag(n, quick) for n in names)
     wider = replace(quick, d_model=96)
-    assert config_tag("codec", wider) == config_tag("codec", quick)  # the codec does not depend on H-TAP's width
-    assert config_tag("htap", wider) != config_tag("htap", quick) and config_tag("tap", wider) != config_tag("tap", quick)
-    assert config_tag("convlstm", wider) == config_tag("convlstm", quick)
+    assert tag("codec", wider) == tag("codec", quick)  # the codec does not depend on H-TAP's width
+    assert tag("htap", wider) != tag("htap", quick) and tag("tap", wider) != tag("tap", quick)
+    assert tag("convlstm", wider) == tag("convlstm", quick)
+    # models trained on other digits (the fallback, another MNIST copy) are never read back
+    assert all(tag(n, quick, "fallback") != tag(n, quick) for n in names)
 
 
 def test_paper_rollouts_grow_to_30_frames_and_horizon_90_is_the_ablation():

@@ -36,3 +36,16 @@ def test_transition_training_trains_the_decoder_only_when_asked(tune_decoder, tm
     assert not _changed(encoder, _weights(model.encoder))
     assert _changed(decoder, _weights(model.decoder)) == tune_decoder
     assert _changed(cell, _weights(model.cell))
+
+
+@pytest.mark.parametrize("max_rollout, rollouts", [
+    (30, [10, 20, 30]),  # the paper profile: multiples of 5
+    (12, [5, 10, 12]),  # the last stage rolls out all 12 frames, not 10
+    (7, [5, 5, 7]),
+])
+def test_closed_loop_rollouts_grow_to_max_rollout(max_rollout, rollouts):
+    stages = video_training.transition_stages(10, teacher_length=20, max_rollout=max_rollout, stages=4,
+                                              epochs_per_stage=1, steps_per_epoch=1)
+    assert stages[0].teacher_forced and stages[0].length == 20
+    assert [s.length - s.context for s in stages[1:]] == rollouts
+    assert all(s.context == 10 for s in stages[1:])

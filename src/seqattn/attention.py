@@ -157,9 +157,13 @@ class ScaledDotProductAttention(keras.layers.Layer):
 class MultiHeadAttention(keras.layers.Layer):
     """Multi-head attention on (B, T, E) inputs, built on `ScaledDotProductAttention`.
 
-    The call signature and weight layout match `keras.layers.MultiHeadAttention` (kernels
-    (E, nh, hs) for query/key/value and (nh, hv, E) for the output), so weights copy across
-    with `set_weights`. Extra: `key_padding_mask` (B, Tk) and the memory-efficient path.
+    The weight layout matches `keras.layers.MultiHeadAttention` (kernels (E, nh, hs) for
+    query/key/value and (nh, hv, E) for the output), so weights copy across with `set_weights`.
+    The call takes (query, value, key, attention_mask) like Keras's, then keywords only; it differs
+    in that its fourth positional argument is `attention_mask` (Keras: `query_mask`), there are no
+    query/value/key masks (use `key_padding_mask` (B, Tk) instead), and the causal mask is aligned
+    bottom-right when Tq != Tk (the last query sees every key; Keras aligns it top-left). Extra:
+    the memory-efficient path.
 
     Args:
         num_heads: number of heads nh.

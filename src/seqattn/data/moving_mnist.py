@@ -148,7 +148,8 @@ def render(pool: np.ndarray, layout: Layout, length: int, canvas: int = 64, spee
     return frames
 
 
-def _pool_hash(pool: np.ndarray) -> str:
+def pool_hash(pool: np.ndarray) -> str:
+    """16 hex digits naming a digit pool (or any array) by its contents."""
     digest = hashlib.sha256(repr(pool.shape).encode())
     digest.update(np.ascontiguousarray(pool).tobytes())
     return digest.hexdigest()[:16]
@@ -174,7 +175,7 @@ def fixed_test_set(
     file are not detected; delete the cache folder to rebuild.)
     """
     pool = _digit_pool(test_pool)
-    key = dict(n=n_sequences, t=length, d=n_digits, c=canvas, v=speed, seed=seed, pool=_pool_hash(pool))
+    key = dict(n=n_sequences, t=length, d=n_digits, c=canvas, v=speed, seed=seed, pool=pool_hash(pool))
     folder = Path(cache_dir) if cache_dir is not None else files.cache_dir() / "moving_mnist"
     tag = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = folder / f"test_n{n_sequences}_t{length}_d{n_digits}_c{canvas}_s{seed}_{tag}.npy"
@@ -284,8 +285,11 @@ def load_sequences(
     )
 
 
-class _EpochSync(keras.callbacks.Callback):
-    def __init__(self, batches: "SequenceBatches"):
+class EpochSync(keras.callbacks.Callback):
+    """Tells a batch source (anything with an `epoch` attribute) which epoch `fit` is in, so the
+    batches it makes from (seed, epoch, index) follow a resumed run too."""
+
+    def __init__(self, batches):
         super().__init__()
         self.batches = batches
 
@@ -353,4 +357,4 @@ class SequenceBatches(keras.utils.PyDataset):
 
     def epoch_callback(self) -> keras.callbacks.Callback:
         """A callback that sets `self.epoch` to the trainer's epoch at the start of every epoch."""
-        return _EpochSync(self)
+        return EpochSync(self)

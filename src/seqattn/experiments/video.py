@@ -95,6 +95,10 @@ def resolve_config(args: argparse.Namespace) -> VideoConfig:
         )
     if config.stages < 2:
         raise ConfigError(f"--stages must be at least 2 (teacher forcing, then closed loop); got {config.stages}")
+    if config.test_sequences < 2 and set(LATENT_MODELS) <= set(config.models):
+        # the paired H-TAP vs TAP interval resamples test sequences: found here, not after training
+        raise ConfigError(f"--test-sequences must be at least 2 for the paired H-TAP vs TAP comparison; "
+                          f"got {config.test_sequences}")
     windows_needed = max(config.teacher_length, config.context + config.max_rollout)
     if windows_needed > config.pool_length:
         config = replace(config, pool_length=windows_needed)  # training windows must fit in the pool clips

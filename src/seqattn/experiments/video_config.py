@@ -143,8 +143,10 @@ RUN_FIELDS = {
 }
 
 
-def config_tag(name: str, config: VideoConfig) -> str:
-    """A short hash of what decides a trained codec or model, so changed options never reuse a stale one."""
+def config_tag(name: str, config: VideoConfig, digits: str) -> str:
+    """A short hash of what decides a trained codec or model, so changed options never reuse a stale
+    one: its options and `digits`, the training digits' `moving_mnist.pool_hash` (the fallback
+    digits or another MNIST copy train other models)."""
     kind = "codec" if name == "codec" else "convlstm" if name == "convlstm" else "latent"
-    return common.config_tag([name, {field: getattr(config, field) for field in RUN_FIELDS[kind]}])
+    return common.config_tag([name, digits, {field: getattr(config, field) for field in RUN_FIELDS[kind]}])
 

@@ -19,7 +19,7 @@ from seqattn import distributed, tracking, training
 from seqattn.data import moving_mnist
 from seqattn.experiments import common, video_eval, video_training
 from seqattn.experiments.video_config import (
-    CODEC_FIELDS, LATENT_MODELS, TEST_SET_SEED, VideoConfig, build_model, config_tag, parameter_counts,
+    CODEC_FIELDS, LATENT_MODELS, VideoConfig, build_model, config_tag, parameter_counts,
 )
 from seqattn.io import atomic_path, write_json_atomic
 from seqattn.metrics.attention import span_metrics
@@ -46,7 +46,8 @@ class SeedData:
 
     def __init__(self, seed: int, config: VideoConfig, train_pool: np.ndarray, out: Path):
         self.seed, self.config, self.train_pool = seed, config, train_pool
-        self.codec_dir = out / "runs" / f"codec-seed{seed}-{config_tag('codec', config)}"
+        self.digits = moving_mnist.pool_hash(train_pool)
+        self.codec_dir = out / "runs" / f"codec-seed{seed}-{config_tag('codec', config, self.digits)}"
         self._pool = None
         self.codec_seconds = None
 
@@ -83,9 +84,9 @@ def _evaluate_model(model, test: np.ndarray, config: VideoConfig, keep: int, des
 
 
 def _cached_evaluation(model, test: np.ndarray, config: VideoConfig, keep: int, desc: str, state_dir: Path) -> dict:
-    """The final evaluation of a trained model, kept beside it (keyed by the test set), so a run
-    that gathers models trained by other processes evaluates each once."""
-    key = common.config_tag([TEST_SET_SEED, test.shape, config.context, keep, video_eval.FORMAT])
+    """The final evaluation of a trained model, kept beside it (keyed by the test set's contents), so
+    a run that gathers models trained by other processes evaluates each once."""
+    key = common.config_tag([moving_mnist.pool_hash(test), config.context, keep, video_eval.FORMAT])
     path = state_dir / f"evaluation-{key}.npz"
     if path.is_file():
         with np.load(path) as saved:
@@ -113,6 +114,7 @@ def train_latent_model(name: str, seed: int, config: VideoConfig, data: SeedData
     data.load_codec(model)
     stages = config.stage_schedule()
     budget_at = config.budget_stages()[:-1]  # the last stage's point is the final evaluation
+    pool = data.pool(model)  # encoded once per seed, before the clock: not the first model's training time
     budget, clock = {}, {"seconds": 0.0, "last": time.time()}
     timing_file = state_dir / "stage_seconds.json"
     seconds = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
@@ -131,7 +133,7 @@ def train_latent_model(name: str, seed: int, config: VideoConfig, data: SeedData
             budget[k] = json.loads(cached.read_text())
         clock["last"] = time.time()  # a checkpoint's evaluation is not training time
 
-    log = video_training.train_transition(model, data.pool(model), stages, config, seed, state_dir, on_stage_end)
+    log = video_training.train_transition(model, pool, stages, config, seed, state_dir, on_stage_end)
     info = {
         "train_seconds": sum(seconds.values()),
         "codec_seconds": data.seconds(),
@@ -166,11 +168,11 @@ def train_and_evaluate(name: str, seed: int, config: VideoConfig, data: SeedData
                        tracking_uri: str | None, keep: int) -> dict:
     """Train one model for one seed (or load it when this exact training finished before), then
     evaluate it on the fixed test set; all logged to one nested MLflow run."""
-    state_dir = out / "runs" / f"{name}-seed{seed}-{config_tag(name, config)}"
+    state_dir = out / "runs" / f"{name}-seed{seed}-{config_tag(name, config, data.digits)}"
     model_path = state_dir / "model.keras"
     with training.resumable_run("video", f"{name}-seed{seed}", state_dir, config=asdict(config), seed=seed,
                                 nested=True, tracking_uri=tracking_uri):
-        if model_path.is_file():
+        if model_path.is_file():  # saved last, atomically: its train.json is complete
             progress_write(f"[video] {name} seed {seed}: reusing {model_path}")
             model = keras.models.load_model(model_path, safe_mode=True)
             info = json.loads((state_dir / "train.json").read_text())
@@ -180,8 +182,9 @@ def train_and_evaluate(name: str, seed: int, config: VideoConfig, data: SeedData
                 model, info = train_latent_model(name, seed, config, data, test, state_dir)
             else:
                 model, info = train_convlstm(seed, config, data.train_pool, state_dir)
-            model.save(model_path)
             write_json_atomic(state_dir / "train.json", info)
+            with atomic_path(model_path, suffix=".keras") as tmp:  # a kill mid-save leaves no model to reuse
+                model.save(tmp)
             tracking.log_metrics({"train_seconds": info["train_seconds"]})
             tracking.log_artifact(model_path)
         evaluation = _cached_evaluation(model, test, config, keep, f"{name} seed {seed}", state_dir)

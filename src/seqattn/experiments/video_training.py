@@ -25,7 +25,6 @@ after a fraction of its updates.
 """
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,24 +59,21 @@ class Stage:
 def transition_stages(context: int, teacher_length: int, max_rollout: int, stages: int, epochs_per_stage: int,
                       steps_per_epoch: int) -> list[Stage]:
     """Stage 1 teacher-forced on `teacher_length` latents; stages 2..`stages` closed loop from
-    `context` latents, rollouts growing linearly to `max_rollout` (multiples of 5 frames)."""
+    `context` latents, rollouts growing linearly to `max_rollout` (multiples of 5 frames before the
+    last stage, which rolls out `max_rollout`)."""
     schedule = [Stage(teacher_length, teacher_length - 1, epochs_per_stage, steps_per_epoch)]
     closed = stages - 1
     for k in range(1, closed + 1):
-        rollout = max(5, int(round(max_rollout * k / closed / 5)) * 5) if closed else max_rollout
+        # multiples of 5 frames on the way; the last closed-loop stage reaches max_rollout itself
+        rollout = max_rollout if k == closed else max(5, int(round(max_rollout * k / closed / 5)) * 5)
         schedule.append(Stage(context + min(rollout, max_rollout), context, epochs_per_stage, steps_per_epoch))
     return schedule
 
 
 def save_weights_atomic(model, path: Path) -> None:
-    """`model.save_weights(path)` that never leaves a half-written file at `path` (Keras needs the
-    temporary name to end in .weights.h5 too)."""
-    tmp = path.with_name(f".{os.getpid()}.{path.name}")
-    try:
+    """`model.save_weights(path)` that never leaves a half-written file at `path`."""
+    with atomic_path(path, suffix=".weights.h5") as tmp:
         model.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- codec
@@ -202,15 +198,6 @@ class LatentWindows(keras.utils.PyDataset):
         self.epoch += 1
 
 
-class _EpochSync(keras.callbacks.Callback):
-    def __init__(self, windows: LatentWindows):
-        super().__init__()
-        self.windows = windows
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.windows.epoch = epoch
-
-
 class TransitionTrainer(keras.Model):
     """Trains a predictor's transition on latent windows: (B, T, g, g, C) -> the predictions of
     latents 2..T (one-step from the first `context`, then closed loop) and the frames the frozen
@@ -292,7 +279,7 @@ def train_transition(predictor, pool: tuple[np.ndarray, np.ndarray], stages: lis
                             loss_weights=[1.0, config.pixel_loss_weight])
             windows = LatentWindows(*pool, config.batch_size, stage.steps, stage.length, decoded, seed, k)
             history = training.fit(trainer, windows, epochs=stage.epochs, state_dir=state_dir / f"stage{k}",
-                                   seed=seed * 1_000 + k, callbacks=[_EpochSync(windows)], shuffle=False, verbose=0)
+                                   seed=seed * 1_000 + k, callbacks=[moving_mnist.EpochSync(windows)], shuffle=False, verbose=0)
             entry["final_loss"] = float(history.history["loss"][-1]) if history.history.get("loss") else math.nan
             save_optimizer_state(optimizer, stage_optimizer(state_dir, k))  # before the weights that mark the stage done
             save_weights_atomic(predictor, done)
