@@ -322,7 +322,6 @@ def choose_options(config, datasets, jobs, out, tag, verbose) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     config = resolve_config(args)
-    out = ensure_writable_dir(Path(args.out) / PART)
     verbose = 2
     started = time.perf_counter()
     jobs = plan(config)  # validated before anything trains
@@ -330,6 +329,7 @@ def run(args: argparse.Namespace) -> dict:
               for name in config.datasets}  # the data are fixed; seeds vary the models
     datasets = {(name, lookback, horizon): make_windows(series[name], lookback, horizon)
                 for name, lookback, horizon in jobs}
+    out = ensure_writable_dir(Path(args.out) / PART)  # after the data are read: bad input leaves no folder
 
     runs, window_files, ablation, figure_model = [], {}, [], None
     tag = config_tag({k: v for k, v in asdict(config).items() if k not in _NOT_IN_TAG})

@@ -134,9 +134,9 @@ def tracking_ladder(test_pool: np.ndarray, test: np.ndarray, config: VideoConfig
 
 def run_training(args: argparse.Namespace) -> dict:
     config = resolve_config(args)
-    out = ensure_writable_dir(Path(args.out) / "video")
     started = time.time()
-    digits = mnist.load_mnist(args.mnist)
+    digits = mnist.load_mnist(args.mnist)  # read before any folder is made: a bad path leaves nothing behind
+    out = ensure_writable_dir(Path(args.out) / "video")
     train_pool, test_pool = mnist.split_pools(digits)
     test_set = moving_mnist.fixed_test_set(test_pool, config.test_sequences, config.eval_length,
                                            config.n_digits, seed=TEST_SET_SEED)

@@ -42,13 +42,13 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     if not checkpoint.is_file():
         problem = "is not a file" if checkpoint.exists() else "does not exist"
         raise ConfigError(f"--checkpoint {str(checkpoint)!r} {problem}")
-    out = ensure_writable_dir(Path(args.out) / "video" / "evaluate")
     model = _load_checkpoint(checkpoint)
     if args.context is not None:
         model.context = args.context  # every model's rollout works from any number of observed frames
     size = model.frame_size
     sequences = moving_mnist.load_sequences(args.test_set, args.layout, min_length=model.context + 1,
                                             frame_size=(size, size))
+    out = ensure_writable_dir(Path(args.out) / "video" / "evaluate")  # after the inputs are checked
     started = time.time()
     with tracking.start_run("video", f"evaluate-{checkpoint.stem}", tracking_uri=args.tracking_uri,
                             config={"checkpoint": str(checkpoint), "test_set": str(args.test_set),
