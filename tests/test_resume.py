@@ -165,6 +165,19 @@ def test_training_clock_counts_the_seconds_of_the_calls_before_a_resume(tmp_path
     assert training.TrainingClock(tmp_path / "first.json").seconds < 1.0  # a first call starts at zero
 
 
+
+def test_a_fresh_fit_does_not_count_an_earlier_finished_training(tmp_path):
+    """With no backup to resume from, `fit` starts over, and so does its clock."""
+    import keras
+    import numpy as np
+
+    (tmp_path / "train_time.json").write_text(json.dumps({"seconds": 1000.0}))  # a training that finished
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((8, 3), np.float32)
+    training.fit(model, x, np.zeros((8, 1), np.float32), epochs=1, state_dir=tmp_path, seed=0, verbose=0)
+    assert 0.0 < training.train_seconds(tmp_path) < 1000.0
+
 # ----------------------------------------------------------------------------- Part 3
 
 VIDEO = ["video", "--models", "htap", "--seeds", "0", "--epochs", "2", "--stages", "2", "--train-sequences", "8",

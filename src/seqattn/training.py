@@ -139,6 +139,15 @@ class EarlyStoppingBackup(keras.callbacks.Callback):
         self._path(epoch).unlink(missing_ok=True)
 
 
+_CLOCK_FILE = "train_time.json"
+
+
+def train_seconds(state_dir: str | os.PathLike) -> float:
+    """Seconds `fit` has trained in `state_dir`, over every call that resumed it (0 before any epoch)."""
+    path = Path(state_dir) / _CLOCK_FILE
+    return json.loads(path.read_text())["seconds"] if path.is_file() else 0.0
+
+
 class TrainingClock(keras.callbacks.Callback):
     """Seconds of training summed over the calls that resumed one run, kept in `path` after every
     epoch: a run resumed after an interruption reports the epochs it ran before it, too (an epoch
@@ -188,7 +197,8 @@ def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: in
     """`model.fit` that resumes from the last completed epoch saved under `state_dir`.
 
     A run resumed after interruption ends with the same weights as an uninterrupted one; the
-    returned history holds the epochs this call ran (`history.epoch` counts from the resume). Under
+    returned history holds the epochs this call ran (`history.epoch` counts from the resume), and
+    `train_seconds(state_dir)` the seconds trained over every call. Under
     `distributed.configure`, the context's callbacks keep processes in step (before MLflow logs
     the epoch), and only the chief process prints progress.
     """
@@ -200,12 +210,15 @@ def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: in
             model(_first_batch(x))
     backup_dir = Path(state_dir) / "backup"
     _discard_unfinished_first_backup(backup_dir)
+    if not backup_dir.exists():  # a fresh start, not a resume: earlier calls' seconds do not count
+        (Path(state_dir) / _CLOCK_FILE).unlink(missing_ok=True)
     # double_checkpoint keeps the previous epoch's backup, so a kill while Keras writes the newest
     # one (weights, then metadata, neither atomic) resumes from the one before, not a corrupt file.
     backup = keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True, delete_checkpoint=True)
     return model.fit(
         x, y, epochs=epochs,
-        callbacks=[backup, EpochSeeding(seed), *context.callbacks(), tracking.MLflowCallback(), *callbacks,
+        callbacks=[backup, EpochSeeding(seed), TrainingClock(Path(state_dir) / _CLOCK_FILE), *context.callbacks(),
+                   tracking.MLflowCallback(), *callbacks,
                    EarlyStoppingBackup(backup_dir, callbacks)],
         **fit_kwargs,
     )

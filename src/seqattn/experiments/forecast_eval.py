@@ -69,8 +69,7 @@ def fit(model, name: str, data: ForecastData, config, seed: int, state_dir: Path
     the seconds they took, both counted over resumes."""
     if name == "repeat":
         return 0, 0.0
-    clock = training.TrainingClock(state_dir / "train_time.json")
-    batch_size, patience, callbacks = config.batch_size, config.patience, [clock]
+    batch_size, patience, callbacks = config.batch_size, config.patience, []
     if name == "dlinear":  # its own recipe; `epochs` is the recurrent models' budget
         epochs, batch_size, patience = config.dlinear_epochs, config.dlinear_batch_size, config.dlinear_patience
         rate = config.dlinear_learning_rate
@@ -81,7 +80,8 @@ def fit(model, name: str, data: ForecastData, config, seed: int, state_dir: Path
         validation_data=(data.x["val"], data.y["val"]),
         callbacks=[keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True), *callbacks],
     )
-    return history.epoch[-1] + 1, clock.seconds  # history.epoch counts the epochs before a resume too
+    # history.epoch counts the epochs before a resume too; so does the clock of training.fit
+    return history.epoch[-1] + 1, training.train_seconds(state_dir)
 
 
 def predict(model, x: np.ndarray, desc: str, batch_size: int = 256) -> np.ndarray:

@@ -153,12 +153,11 @@ def train_convlstm(seed: int, config: VideoConfig, train_pool: np.ndarray, state
         train_pool, config.batch_size, config.steps_per_epoch, length=config.context + config.convlstm_horizon,
         n_digits=config.n_digits, seed=seed,
     )
-    started = time.time()
     history = training.fit(model, context.shard(NextFrameBatches(clips)), epochs=config.stages * config.epochs_per_stage,
                            state_dir=state_dir / "fit", seed=seed, callbacks=[clips.epoch_callback()], shuffle=False,
                            verbose=0)
     return model, {
-        "train_seconds": time.time() - started,
+        "train_seconds": training.train_seconds(state_dir / "fit"),  # summed over resumes
         "final_loss": float(history.history["loss"][-1]) if history.history.get("loss") else None,
         "parameters": parameter_counts(model),
     }
