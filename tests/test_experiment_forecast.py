@@ -230,7 +230,7 @@ def test_dlinear_trains_by_its_own_recipe(tmp_path, tiny_csv):
 
 
 def _recording_fit(fit, batch_sizes):
-    def wrapped(*args, **kwargs):
-        batch_sizes.append(kwargs["batch_size"])
-        return fit(*args, **kwargs)
+    def wrapped(batches, *args, **kwargs):
+        batch_sizes.append(batches.batch_size)  # training.fit batches the arrays itself
+        return fit(batches, *args, **kwargs)
     return wrapped

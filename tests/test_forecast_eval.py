@@ -173,3 +173,32 @@ def test_published_rows_only_under_their_dataset_and_lookback():
     same_lookback = table[table.index("Published at the same lookback"):table.index("## Published at other")]
     assert "TimeMixer" in same_lookback and "iTransformer" in same_lookback and "DLinear" not in same_lookback
     assert "| DLinear (L=336) | 0.375 |" in table and "Zeng et al. (2023)" in table
+
+
+def test_the_table_reuses_the_run_its_selection_trained(small_windows, tmp_path, monkeypatch):
+    """The table's seed-0 hybrid with the chosen options is the selection's run of that candidate, to
+    the last digit: it is read back, not trained twice; another seed or options trains anew."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    config = replace(forecast.PROFILES["quick"], epochs=2, units=8, num_heads=2)
+    candidates = {"12-step keys": {"segment": 12, "key_segment": 12}, "4-step keys": {"segment": 12, "key_segment": 4}}
+    windows = forecast_eval.validation_windows(small_windows)
+    selection = forecast_eval.select_options("hybrid", windows, candidates, config, 0, tmp_path / "select", verbose=0)
+    options, folder = selection["options"], forecast_eval.candidate_folder(tmp_path / "select", selection["options"])
+    fresh, _ = forecast_eval.train_and_evaluate("hybrid", small_windows, config, 0, tmp_path / "fresh", "fresh",
+                                                config.epochs, 0, **options)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(forecast_eval, "fit", no_training)
+    reused, _ = forecast_eval.train_and_evaluate("hybrid", small_windows, config, 0, tmp_path / "reused", "reused",
+                                                 config.epochs, 0, trained=folder, **options)
+    assert (fresh["trained_in"], reused["trained_in"]) == ("this run", "selection")
+    assert reused["mse"] == fresh["mse"] and reused["mse_per_step"] == fresh["mse_per_step"]
+    assert reused["epochs_run"] == fresh["epochs_run"] and reused["train_time_s"] > 0
+    assert np.array_equal(np.load(tmp_path / "reused" / "window_mse.npy"), np.load(tmp_path / "fresh" / "window_mse.npy"))
+    other = candidates["4-step keys" if options == candidates["12-step keys"] else "12-step keys"]
+    for seed, asked in ((1, options), (0, other)):
+        with pytest.raises(AssertionError, match="trained again"):
+            forecast_eval.train_and_evaluate("hybrid", small_windows, config, seed, tmp_path / f"s{seed}", "other",
+                                             config.epochs, 0, trained=folder, **asked)

@@ -144,8 +144,9 @@ def _assert_interrupted_run_resumes(part: Part, how: signal.Signals, data: Path,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("part, how", [
-    ("attention", "SIGKILL"),
-    ("forecast", "SIGKILL"),
+    # on tensorflow too (the default backend): Keras's own shuffle and dropout masks did not follow a resume there
+    pytest.param("attention", "SIGKILL", marks=pytest.mark.backend),
+    pytest.param("forecast", "SIGKILL", marks=pytest.mark.backend),
     ("forecast", "SIGINT"),  # Ctrl-C: the command says how to resume and exits 130
 ])
 def test_interrupted_command_reruns_to_the_same_runs_and_results(part, how, series_csv, tmp_path, environment,
@@ -198,7 +199,7 @@ def _video_numbers(folder: Path) -> dict:
 @pytest.mark.backend
 def test_video_killed_after_its_first_stage_reruns_to_the_same_results(tmp_path, environment, backend, capsys):
     # Part 3 runs on tensorflow by default, several times faster than on torch; resuming is
-    # `training.fit`'s, which the cases above exercise on torch.
+    # `training.fit`'s, which the cases above exercise on both backends.
     if backend != "tensorflow":
         pytest.skip("Part 3's resume runs in the tensorflow pass (make test-tensorflow)")
     killed = tmp_path / "killed"

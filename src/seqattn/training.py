@@ -8,10 +8,13 @@ trains once: the second stops with the first one's pid. `fit` wraps `model.fit` 
 and restores them when training starts again, with `EpochSeeding`, which reseeds the global
 random generators at every epoch start: Keras shuffles arrays with numpy's (or torch's) global
 generator, so without it a resumed run would see other batches than an uninterrupted one, and with
-`EarlyStoppingBackup`, which keeps early stopping's state across the interruption.
+`EarlyStoppingBackup`, which keeps early stopping's state across the interruption. Arrays to
+shuffle are batched by `data.batches.ShuffledArrays`, whose order depends on (seed, epoch) alone:
+Keras's own shuffle restarts its random state with a resumed run on tensorflow.
 """
 
 import json
+import math
 import os
 import shutil
 import time
@@ -25,6 +28,7 @@ import mlflow
 import numpy as np
 
 from seqattn import distributed, tracking
+from seqattn.data.batches import ShuffledArrays
 from seqattn.errors import RunInUseError
 from seqattn.io import LockHeld, atomic_path, exclusive_lock, write_json_atomic
 
@@ -73,14 +77,20 @@ def resumable_run(part: str, run_name: str, state_dir: str | os.PathLike, **star
 
 
 class EpochSeeding(keras.callbacks.Callback):
-    """Seeds python, numpy and backend generators with (seed, epoch) when an epoch starts."""
+    """Seeds python, numpy and backend generators with (seed, epoch) when an epoch starts, and the
+    model's own: the `SeedGenerator` of each dropout layer keeps its state in a variable that weight
+    backups leave out, so a resumed run would otherwise draw other dropout masks."""
 
     def __init__(self, seed: int):
         super().__init__()
         self.seed = seed
 
     def on_epoch_begin(self, epoch, logs=None):
-        keras.utils.set_random_seed((self.seed * 100_003 + epoch) % 2**31)
+        epoch_seed = (self.seed * 100_003 + epoch) % 2**31
+        keras.utils.set_random_seed(epoch_seed)
+        states = [v for v in self.model.non_trainable_variables if v.name == "seed_generator_state"]
+        for i, state in enumerate(states):
+            state.assign(np.array([(epoch_seed + 7_919 * (i + 1)) % 2**31, 0], dtype=state.dtype))
 
 
 class EarlyStoppingBackup(keras.callbacks.Callback):
@@ -193,6 +203,23 @@ def _discard_unfinished_first_backup(backup_dir: Path) -> None:
         shutil.rmtree(backup_dir)
 
 
+def _shuffled_batches(x, y, seed: int, fit_kwargs: dict, callbacks) -> tuple:
+    """Arrays as `ShuffledArrays` batches, with Keras's `validation_split` (the last rows, before
+    shuffling) made explicit: `fit`'s arguments for them."""
+    fit_kwargs = dict(fit_kwargs)
+    split = fit_kwargs.pop("validation_split", 0.0)
+    if split:
+        rows = len(keras.tree.flatten(x)[0])
+        split_at = int(math.floor(rows * (1.0 - split)))  # as Keras splits
+        if not 0 < split_at < rows:
+            raise ValueError(f"validation_split={split} leaves no training or no validation rows of {rows}")
+        head, tail = (keras.tree.map_structure(lambda a, s=s: a[s], (x, y))
+                      for s in (slice(None, split_at), slice(split_at, None)))
+        (x, y), fit_kwargs["validation_data"] = head, tail
+    batches = ShuffledArrays(x, y, fit_kwargs.pop("batch_size", None) or 32, seed)
+    return batches, None, {**fit_kwargs, "shuffle": False}, [batches.epoch_callback(), *callbacks]
+
+
 def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: int, callbacks=(), **fit_kwargs):
     """`model.fit` that resumes from the last completed epoch saved under `state_dir`.
 
@@ -208,6 +235,8 @@ def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: in
     if not model.built:  # BackupAndRestore must load weights into variables that exist
         with context.scope():  # tensorflow: variables built outside the strategy are not mirrored
             model(_first_batch(x))
+    if not isinstance(x, keras.utils.PyDataset) and fit_kwargs.pop("shuffle", True):
+        x, y, fit_kwargs, callbacks = _shuffled_batches(x, y, seed, fit_kwargs, callbacks)
     backup_dir = Path(state_dir) / "backup"
     _discard_unfinished_first_backup(backup_dir)
     if not backup_dir.exists():  # a fresh start, not a resume: earlier calls' seconds do not count

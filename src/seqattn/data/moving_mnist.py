@@ -26,6 +26,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from seqattn.data import files
+from seqattn.data.batches import EpochSync
 from seqattn.errors import ConfigError, DataError
 from seqattn.io import atomic_path
 
@@ -283,18 +284,6 @@ def load_sequences(
     raise DataError(
         f"sequence file {str(path)!r} has dtype {array.dtype}, expected uint8 (0-255) or float in [0, 1]"
     )
-
-
-class EpochSync(keras.callbacks.Callback):
-    """Tells a batch source (anything with an `epoch` attribute) which epoch `fit` is in, so the
-    batches it makes from (seed, epoch, index) follow a resumed run too."""
-
-    def __init__(self, batches):
-        super().__init__()
-        self.batches = batches
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.batches.epoch = epoch
 
 
 class SequenceBatches(keras.utils.PyDataset):

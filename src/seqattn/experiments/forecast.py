@@ -40,7 +40,7 @@ from seqattn.data.windows import Series, fraction_borders, make_windows
 from seqattn.experiments import forecast_report as report
 from seqattn.experiments.common import PositiveInt, config_tag, write_outputs
 from seqattn.experiments.forecast_eval import (  # noqa: F401 - build_model and predict: Part 2's names for them
-    CHAOTIC, PART, attention_summary, build_model, case_of, compare_hybrid_seq2seq, predict, segments,
+    CHAOTIC, PART, attention_summary, build_model, candidate_folder, case_of, compare_hybrid_seq2seq, predict, segments,
     select_options, train_and_evaluate, validation_windows,
 )
 from seqattn.io import ensure_writable_dir, environment_info
@@ -285,6 +285,10 @@ def _state(out: Path, run_name: str, tag: str) -> Path:
     return out / "state" / f"{run_name}-{tag}".replace(":", "_").replace("/", "_")
 
 
+def _selection_state(out: Path, config, dataset: str, lookback: int, horizon: int, tag: str) -> Path:
+    return _state(out, f"select-{dataset}-{config.features}-L{lookback}-H{horizon}", tag)
+
+
 def selection_key(dataset: str, lookback: int, horizon: int) -> str:
     return f"{dataset} L={lookback} H={horizon}"
 
@@ -311,7 +315,7 @@ def choose_options(config, datasets, jobs, out, tag, verbose) -> dict:
         if len(candidates) < 2:
             continue
         print(f"[selection] {key}: {len(candidates)} candidates on validation windows", flush=True)
-        state = _state(out, f"select-{dataset}-{config.features}-L{lookback}-H{horizon}", tag)
+        state = _selection_state(out, config, dataset, lookback, horizon, tag)
         windows = validation_windows(datasets[(dataset, lookback, horizon)])
         refinements = {} if dataset in CHAOTIC else config.refinements
         selections[key] = select_options("hybrid", windows, candidates, config, seed=0, state_dir=state,
@@ -350,8 +354,12 @@ def run(args: argparse.Namespace) -> dict:
                     options = chosen["options"] if name in ("hybrid", "seq2seq") else {}
                     # the folder names the options too: a run kept from another choice is not read back
                     state = _state(out, f"{run_name}-{config_tag(options)}" if options else run_name, tag)
+                    # the selection trained this very run (hybrid, its seed, the chosen options): reuse it
+                    trained = (candidate_folder(_selection_state(out, config, dataset, lookback, horizon, tag),
+                                                options)
+                               if name == "hybrid" and seed == chosen.get("seed") else None)
                     record, model = train_and_evaluate(name, data, config, seed, state, run_name,
-                                                       config.epochs, verbose, **options)
+                                                       config.epochs, verbose, trained=trained, **options)
                     record.update(dataset=dataset, features=config.features, lookback=lookback, horizon=horizon)
                     runs.append(record)
                     window_files[(case_of(record), name, seed)] = state / "window_mse.npy"

@@ -21,7 +21,7 @@ import numpy as np
 from seqattn import tracking, training
 from seqattn.data.windows import ForecastData
 from seqattn.experiments.common import config_tag
-from seqattn.io import write_json_atomic
+from seqattn.io import atomic_path, write_json_atomic
 from seqattn.metrics import forecast as fm
 from seqattn.metrics.attention import span_metrics
 from seqattn.metrics.paired import paired_bootstrap
@@ -32,6 +32,7 @@ from seqattn.progress import progress
 PART = "forecast"
 CHAOTIC = ("mackey-glass", "lorenz")
 TRAINING_SPLITS = ("train", "val")
+_TRAINED_MODEL = "model.keras"  # a selection candidate's trained model, in its folder
 
 
 # ----------------------------------------------------------------------------- models
@@ -130,10 +131,17 @@ def select_options(name: str, windows: ForecastData, candidates: dict[str, dict]
     return selection
 
 
+def candidate_folder(state_dir: Path, options: dict) -> Path:
+    """Where `select_options(..., state_dir=state_dir)` trained the candidate with `options`."""
+    return state_dir / config_tag(options)
+
+
 def _validation_mse(name: str, windows: ForecastData, options: dict, config, seed: int, state_dir: Path,
                     verbose) -> float:
-    """Validation MSE of `name` trained with `options`; cached in a folder of `state_dir` per option set."""
-    folder = state_dir / config_tag(options)
+    """Validation MSE of `name` trained with `options`; cached in a folder of `state_dir` per option set,
+    beside the trained model and its epochs, which the table's run with the same options and seed reuses
+    (`train_and_evaluate(..., trained=folder)`)."""
+    folder = candidate_folder(state_dir, options)
     run_name = f"select-{windows.series.name}-L{windows.lookback}-H{windows.horizon}-{name}-{config_tag(options)}"
     record = folder / "score.json"
     if not record.is_file():
@@ -142,11 +150,25 @@ def _validation_mse(name: str, windows: ForecastData, options: dict, config, see
                       "horizon": windows.horizon, "purpose": "selection on validation", **options}
         with training.resumable_run(PART, run_name, folder, nested=True, config=config_log, seed=seed):
             model = build_model(name, config, windows.lookback, windows.horizon, **options)
-            fit(model, name, windows, config, seed, folder, config.epochs, verbose)
+            epochs_run, _ = fit(model, name, windows, config, seed, folder, config.epochs, verbose)
             val_mse = fm.mse(predict(model, windows.x["val"], f"{run_name}: validation windows"), windows.y["val"])
             tracking.log_metrics({"val_mse": val_mse})
-        write_json_atomic(record, {"val_mse": val_mse})
+        with atomic_path(folder / _TRAINED_MODEL, suffix=".keras") as tmp:
+            model.save(tmp)
+        write_json_atomic(record, {"val_mse": val_mse, "epochs_run": epochs_run, "seed": seed, "options": options})
     return json.loads(record.read_text())["val_mse"]
+
+
+def trained_candidate(folder: Path, seed: int, options: dict):
+    """The model a selection trained in `folder` with `seed` and `options`, its epochs and training
+    seconds; None when the folder holds no such model (a selection from before models were kept)."""
+    record = folder / "score.json"
+    if not (record.is_file() and (folder / _TRAINED_MODEL).is_file()):
+        return None
+    score = json.loads(record.read_text())
+    if score.get("seed") != seed or score.get("options") != options:
+        return None
+    return keras.models.load_model(folder / _TRAINED_MODEL), score["epochs_run"], training.train_seconds(folder)
 
 
 # ----------------------------------------------------------------------------- one run
@@ -185,9 +207,13 @@ def log_attention(summary: dict) -> None:
     tracking.log_curve("attention_mass_per_lookback_segment", summary["mass_per_lookback_segment"], first_step=1)
 
 
-def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, verbose, **overrides) -> tuple:
+def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, verbose, trained=None,
+                       **overrides) -> tuple:
     """Train one model for one seed inside a nested MLflow run; cached in `state_dir/run.json`.
 
+    `trained`: a selection's candidate folder (`candidate_folder`) that trained this model, with these
+    options and this seed, on the same training windows; its model is evaluated instead of training the
+    same one again (the record says `"trained_in": "selection"`, and counts that training's seconds).
     The record holds the run's id, and for a hybrid with attention its Attention Span; the MSE of
     every test window is kept beside it (`window_mse.npy`) for the paired comparison.
     """
@@ -199,11 +225,16 @@ def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, ve
         print(f"  {run_name}: finished earlier, read from {done}")
         return record, model
     keras.utils.set_random_seed(seed)
+    reused = trained_candidate(trained, seed, overrides) if trained is not None else None
     run_config = {"model": name, "dataset": data.series.name, "lookback": data.lookback,
-                  "horizon": data.horizon, "epochs": epochs, **overrides}
+                  "horizon": data.horizon, "epochs": epochs, **overrides,
+                  "trained_in": "selection" if reused is not None else "this run"}
     with training.resumable_run(PART, run_name, state_dir, nested=True, config=run_config, seed=seed) as run:
-        model = build_model(name, config, data.lookback, data.horizon, **overrides)
-        epochs_run, train_time = fit(model, name, data, config, seed, state_dir, epochs, verbose)
+        if reused is not None:
+            model, epochs_run, train_time = reused
+        else:
+            model = build_model(name, config, data.lookback, data.horizon, **overrides)
+            epochs_run, train_time = fit(model, name, data, config, seed, state_dir, epochs, verbose)
         pred = predict(model, data.x["test"], f"{run_name}: test windows")
         metrics = evaluate(pred, data, data.series.name in CHAOTIC)
         np.save(state_dir / "window_mse.npy", np.mean((pred - data.y["test"]) ** 2, axis=(1, 2)))
@@ -216,6 +247,7 @@ def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, ve
             span = {"attention_span_steps": attention["span_steps"], "normalised_span": attention["normalised_span"],
                     "key_segment": attention["key_segment"]}
     record = {"model": name, "seed": seed, "options": overrides, "train_time_s": train_time, "epochs_run": epochs_run,
+              "trained_in": "selection" if reused is not None else "this run",
               "parameters": int(model.count_params()), "mlflow_run_id": run.info.run_id, **metrics, **span}
     if isinstance(model, Forecaster) and model.use_attention:
         model.save(model_file)

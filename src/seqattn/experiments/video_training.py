@@ -35,6 +35,7 @@ from keras import ops
 from seqattn import training
 from seqattn.io import atomic_path
 from seqattn.data import moving_mnist
+from seqattn.data.batches import EpochSync
 
 
 @dataclass(frozen=True)
@@ -279,7 +280,7 @@ def train_transition(predictor, pool: tuple[np.ndarray, np.ndarray], stages: lis
                             loss_weights=[1.0, config.pixel_loss_weight])
             windows = LatentWindows(*pool, config.batch_size, stage.steps, stage.length, decoded, seed, k)
             history = training.fit(trainer, windows, epochs=stage.epochs, state_dir=state_dir / f"stage{k}",
-                                   seed=seed * 1_000 + k, callbacks=[moving_mnist.EpochSync(windows)], shuffle=False, verbose=0)
+                                   seed=seed * 1_000 + k, callbacks=[EpochSync(windows)], shuffle=False, verbose=0)
             entry["final_loss"] = float(history.history["loss"][-1]) if history.history.get("loss") else math.nan
             save_optimizer_state(optimizer, stage_optimizer(state_dir, k))  # before the weights that mark the stage done
             save_weights_atomic(predictor, done)
