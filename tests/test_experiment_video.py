@@ -140,6 +140,11 @@ def test_far_window_starts_after_the_context():
     assert evaluation["per_sequence"]["far"]["mse"].shape == (2,)
     by_hand = ((truth[:, 60:] - truth[:, 59:60]) ** 2).sum(axis=(2, 3)).mean(axis=1)
     np.testing.assert_allclose(evaluation["per_sequence"]["far"]["mse"], by_hand, rtol=1e-6)
+    short = ((truth[:, 60:70] - truth[:, 59:60]) ** 2).sum(axis=(2, 3)).mean(axis=1)  # frames 61..70
+    np.testing.assert_allclose(evaluation["per_sequence"]["short"]["mse"], short, rtol=1e-6)
+    lit, held = truth[:, 60:70] > 0.5, truth[:, 59:60] > 0.5  # digit masks, as the foreground F1 thresholds
+    dice = 2 * (lit & held).sum(axis=(2, 3)) / (lit.sum(axis=(2, 3)) + held.sum(axis=(2, 3)))
+    np.testing.assert_allclose(evaluation["per_sequence"]["short"]["f1"], dice.mean(axis=1), rtol=1e-6)
 
 
 def test_trivial_predictors_score_as_computed_by_hand():
@@ -160,13 +165,13 @@ def test_window_skill_is_one_minus_mean_mse_over_mean_blank_mse():
     truth[0, :, 2:4, 2:4] = 1.0  # sequence 0: 4 lit pixels in every frame; sequence 1 stays black
     truth[:, 55:] = 0.0  # frames 56-60 black in every sequence: their per-frame skill is 0/0
     perfect = video_eval.evaluate(lambda x: x[:, 10:].copy(), truth, 10)
-    assert video_eval.window_means(perfect, 10)["skill_far"] == 1.0
+    assert video_eval.window_scores(perfect, 10)["skill_far"] == 1.0
     blank = video_eval.evaluate(video_eval.blank_predictor(10), truth, 10)
-    assert video_eval.window_means(blank, 10)["skill_far"] == 0.0
+    assert video_eval.window_scores(blank, 10)["skill_far"] == 0.0
     # half the ink everywhere: per lit frame MSE 4 x 0.25 = 1 in sequence 0, blank MSE 4; frames 50-55
     # lit, 56-60 black: window MSE (6 x 0.5) / 11, blank (6 x 2) / 11, skill 1 - 3/12
     half = video_eval.evaluate(lambda x: 0.5 * x[:, 10:], truth, 10)
-    np.testing.assert_allclose(video_eval.window_means(half, 10)["skill_far"], 0.75)
+    np.testing.assert_allclose(video_eval.window_scores(half, 10)["skill_far"], 0.75)
 
 
 def test_mean_frame_baseline_scores_as_computed_by_hand():

@@ -172,7 +172,10 @@ def test_accumulating_batches_equals_one_call():
     true, pred = rng.random((7, 3, 12, 12)), rng.random((7, 3, 12, 12))
     accumulated = FrameMetrics()
     for lo in range(0, 7, 3):
-        accumulated.update(true[lo : lo + 3], pred[lo : lo + 3])
+        measured = accumulated.update(true[lo : lo + 3], pred[lo : lo + 3])
+        # what a batch returns is each sequence's values, as sequence_metrics gives them
+        for name, value in sequence_metrics(true[lo : lo + 3], pred[lo : lo + 3], measured).items():
+            np.testing.assert_array_equal(measured[name], value)
     whole = frame_metrics(true, pred)
     for name, value in accumulated.result().items():
         np.testing.assert_allclose(value, whole[name], rtol=1e-12)

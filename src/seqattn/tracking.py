@@ -70,8 +70,8 @@ def _open_sqlite_store(uri: str) -> None:
 
 def configure(tracking_uri: str | None = None, *, open_store: bool = True) -> str:
     """Point MLflow at the store, creating a new SQLite one safely (unless open_store=False: a
-    check before any work, which must leave no store behind); fail fast with one line if an HTTP
-    server does not answer.
+    check before any work, which must leave no store behind, and opens only a store that exists);
+    fail fast with one line if an HTTP server does not answer or the store cannot be opened.
 
     MLflow itself retries an unreachable server for minutes before giving up.
     """
@@ -83,8 +83,12 @@ def configure(tracking_uri: str | None = None, *, open_store: bool = True) -> st
             reason = getattr(err, "reason", err)
             raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason})") from None
     mlflow.set_tracking_uri(uri)
-    if uri.startswith("sqlite:") and open_store:
-        _open_sqlite_store(uri)
+    if uri.startswith("sqlite:"):
+        database = sqlalchemy.engine.make_url(uri).database
+        if open_store or (database and Path(database).exists()):  # a store that exists is checked now
+            _open_sqlite_store(uri)
+    elif not uri.startswith(("http://", "https://")):
+        mlflow.MlflowClient(uri)  # an unknown scheme or a plain folder fails here, before any output
     return uri
 
 

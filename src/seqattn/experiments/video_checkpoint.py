@@ -55,7 +55,7 @@ def run_evaluation(args: argparse.Namespace) -> dict:
                                     "context": model.context, "layout": args.layout}):
         evaluation = video_eval.evaluate(video_eval.model_predictor(model, 16), sequences, model.context, keep=1,
                                          desc=f"{model.name} on {Path(args.test_set).name}")
-        numbers = video_eval.window_means(evaluation, model.context)
+        numbers = video_eval.window_scores(evaluation, model.context)
         tracking.log_metrics(numbers)
         tracking.log_curve("test_mse_per_frame", evaluation["per_frame"]["mse"], first_step=model.context + 1)
         results = {

@@ -24,7 +24,7 @@ from keras import ops
 
 from seqattn.data import moving_mnist
 from seqattn.metrics.attention import per_query_span, span_report
-from seqattn.metrics.video import FrameMetrics, sequence_metrics
+from seqattn.metrics.video import FrameMetrics, window_means
 from seqattn.progress import progress
 
 SHORT_HORIZON = 10  # the standard protocol predicts 10 frames
@@ -148,11 +148,12 @@ def evaluate(predict, sequences, context: int, chunk: int = 64, keep: int = 0, d
         truth = np.asarray(sequences[lo : lo + chunk], dtype=np.float32)  # (b, T, H, W)
         predicted = predict(truth)  # (b, T - context, H, W)
         future = truth[:, context:]
-        frames.update(future, predicted)
-        values = sequence_metrics(future, predicted, PER_SEQUENCE)  # each (b, T - context)
+        values = frames.update(future, predicted)  # each metric per sequence and frame, (b, T - context)
         for name, window in wins.items():
+            frames_in = _index(window, context)
+            means = window_means({m: values[m] for m in PER_SEQUENCE}, frames_in.start, frames_in.stop)  # (b,) each
             for metric in PER_SEQUENCE:
-                per_sequence[name][metric].append(values[metric][:, _index(window, context)].mean(axis=1))
+                per_sequence[name][metric].append(means[metric])
         if sum(len(k) for k in kept) < keep:
             kept.append(predicted[: keep - sum(len(k) for k in kept)])
     return {
@@ -186,7 +187,7 @@ def from_arrays(arrays: dict) -> dict:
     return evaluation
 
 
-def window_means(evaluation: dict, context: int) -> dict[str, float]:
+def window_scores(evaluation: dict, context: int) -> dict[str, float]:
     """`{metric}_{window}` means of the per-frame curves, e.g. mse_far, skill_short (the skill of a
     window is 1 - its mean MSE / its mean blank MSE, not a mean of per-frame skills)."""
     out = {}

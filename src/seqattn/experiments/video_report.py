@@ -91,14 +91,14 @@ def summarise(config, runs: dict, baselines: dict, floors: list[dict], attention
         },
         "models": models,
         # the window means also sit flat beside "metrics", where earlier results and tools read them
-        "baselines": {name: {"metrics": video_eval.window_means(ev, config.context),
-                             **video_eval.window_means(ev, config.context),
+        "baselines": {name: {"metrics": video_eval.window_scores(ev, config.context),
+                             **video_eval.window_scores(ev, config.context),
                              "per_frame_mse": ev["per_frame"]["mse"].tolist()}
                       for name, ev in baselines.items()},
         "environment": environment_info(),
     }
     if ladder:
-        results["tracking_ladder"] = [{"direction_noise_deg": noise, "metrics": video_eval.window_means(ev, config.context),
+        results["tracking_ladder"] = [{"direction_noise_deg": noise, "metrics": video_eval.window_scores(ev, config.context),
                                        "per_frame_mse": ev["per_frame"]["mse"].tolist()}
                                       for noise, ev in ladder.items()]
     if floors:

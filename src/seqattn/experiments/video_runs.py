@@ -101,7 +101,7 @@ def _budget_entry(evaluation: dict, config: VideoConfig, updates: int, seconds: 
     return {
         "updates": updates,
         "train_seconds": seconds,
-        "metrics": video_eval.window_means(evaluation, config.context),
+        "metrics": video_eval.window_scores(evaluation, config.context),
         "per_sequence_mse": {w: v["mse"].tolist() for w, v in evaluation["per_sequence"].items()},
     }
 
@@ -187,7 +187,7 @@ def train_and_evaluate(name: str, seed: int, config: VideoConfig, data: SeedData
             tracking.log_metrics({"train_seconds": info["train_seconds"]})
             tracking.log_artifact(model_path)
         evaluation = _cached_evaluation(model, test, config, keep, f"{name} seed {seed}", state_dir)
-        numbers = video_eval.window_means(evaluation, config.context)
+        numbers = video_eval.window_scores(evaluation, config.context)
         if "budget" in info:
             info["budget"][str(config.stages)] = _budget_entry(evaluation, config, config.transition_updates,
                                                                info["train_seconds"])
@@ -211,6 +211,6 @@ def codec_floor(data: SeedData, config: VideoConfig, test: np.ndarray) -> dict:
     evaluation = video_eval.evaluate(video_eval.reconstruction_predictor(predictor, config.context,
                                                                          config.eval_batch_size),
                                      test, config.context, desc=f"codec seed {data.seed}")
-    return {"summary": video_eval.window_means(evaluation, config.context), "codec_seconds": data.seconds(),
+    return {"summary": video_eval.window_scores(evaluation, config.context), "codec_seconds": data.seconds(),
             "per_frame_mse": evaluation["per_frame"]["mse"].tolist()}
 

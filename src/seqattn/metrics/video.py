@@ -185,14 +185,18 @@ class FrameMetrics:
         self.sums: dict[str, np.ndarray] = {}
         self.count = 0
 
-    def update(self, true, pred) -> None:
+    def update(self, true, pred) -> dict[str, np.ndarray]:
+        """Adds a batch; returns what it measured on it, each summed metric per sequence and frame
+        ((B, T) each, as `sequence_metrics`), for per-sequence numbers without measuring twice."""
         true, pred = _pair(true, pred)
         if self.sums and true.shape[1] != len(next(iter(self.sums.values()))):
             raise ConfigError(f"batch has {true.shape[1]} frames, earlier batches had {len(next(iter(self.sums.values())))}")
-        for true_chunk, pred_chunk in _chunks(true, pred):
-            for name, value in _per_sequence(true_chunk, pred_chunk, self._summed).items():
-                self.sums[name] = self.sums.get(name, 0.0) + value.sum(axis=0)  # (T,)
+        parts = [_per_sequence(t, p, self._summed) for t, p in _chunks(true, pred)]
+        measured = {name: np.concatenate([part[name] for part in parts]) for name in self._summed}
+        for name, value in measured.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value.sum(axis=0)  # (T,)
         self.count += len(true)
+        return measured
 
     def result(self) -> dict[str, np.ndarray]:
         if self.count == 0:
