@@ -225,7 +225,8 @@ def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: in
 
     A run resumed after interruption ends with the same weights as an uninterrupted one; the
     returned history holds the epochs this call ran (`history.epoch` counts from the resume), and
-    `train_seconds(state_dir)` the seconds trained over every call. Under
+    `train_seconds(state_dir)` the seconds trained over every call. Arrays to shuffle (Keras's
+    default) are batched by `ShuffledArrays`, `validation_split` included. Under
     `distributed.configure`, the context's callbacks keep processes in step (before MLflow logs
     the epoch), and only the chief process prints progress.
     """
@@ -237,6 +238,7 @@ def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: in
             model(_first_batch(x))
     if not isinstance(x, keras.utils.PyDataset) and fit_kwargs.pop("shuffle", True):
         x, y, fit_kwargs, callbacks = _shuffled_batches(x, y, seed, fit_kwargs, callbacks)
+        x = context.shard(x)  # each process's rows of every global batch, as PyDatasets are given
     backup_dir = Path(state_dir) / "backup"
     _discard_unfinished_first_backup(backup_dir)
     if not backup_dir.exists():  # a fresh start, not a resume: earlier calls' seconds do not count

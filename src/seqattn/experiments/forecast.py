@@ -390,7 +390,8 @@ def run(args: argparse.Namespace) -> dict:
         trained_min = sum(run["train_time_s"] for run in runs) / 60
         context = (f"profile {results['profile']}, backend {results['backend']}, "
                    f"wall time {results['wall_time_s']:.0f} s, "
-                   f"training time of the table's runs {trained_min:.0f} min in all (selection runs not counted)")
+                   f"training time of the table's runs {trained_min:.0f} min in all (a seed-0 hybrid's is "
+                   "that of its selection run, read back; the other selection runs are not counted)")
         table = report.results_markdown(results["summary"], ablation, config.models, context, selections,
                                         results["paired"])
         tracking.log_metrics({"wall_time_s": results["wall_time_s"]})
