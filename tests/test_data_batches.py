@@ -57,3 +57,17 @@ def test_fit_validates_on_the_last_rows_as_keras_splits(tmp_path):
     assert history.history["val_loss"][0] == pytest.approx((7**2 + 8**2 + 9**2) / 3)  # rows 7, 8, 9
     with pytest.raises(ValueError, match="validation_split=0.95 leaves no training or no validation rows of 10"):
         training.fit(model, x, x, epochs=1, state_dir=tmp_path / "b", seed=0, validation_split=0.95, verbose=0)
+
+
+def test_fit_leaves_unshuffled_arrays_to_keras(tmp_path, monkeypatch):
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    given = []
+    keras_fit = model.fit
+    monkeypatch.setattr(model, "fit", lambda x, *args, **kwargs: given.append((x, kwargs)) or keras_fit(x, *args, **kwargs))
+    x = np.zeros((6, 1), "float32")
+    training.fit(model, x, x, epochs=1, state_dir=tmp_path / "a", seed=0, shuffle=False, verbose=0)
+    training.fit(model, x, x, epochs=1, state_dir=tmp_path / "b", seed=0, batch_size=4, verbose=0)
+    (unshuffled, kept), (shuffled, made) = given
+    assert unshuffled is x and kept["shuffle"] is False
+    assert isinstance(shuffled, ShuffledArrays) and made["shuffle"] is False and made["validation_batch_size"] == 4

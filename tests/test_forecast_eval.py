@@ -1,6 +1,7 @@
 """Part 2's choices read no test window; the hybrid's finer keys; its Attention Span in steps; the
 paired comparison; published rows only beside the dataset and lookback they were measured at."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -194,11 +195,12 @@ def test_the_table_reuses_the_run_its_selection_trained(small_windows, tmp_path,
     reused, _ = forecast_eval.train_and_evaluate("hybrid", small_windows, config, 0, tmp_path / "reused", "reused",
                                                  config.epochs, 0, trained=folder, **options)
     assert (fresh["trained_in"], reused["trained_in"]) == ("this run", "selection")
+    assert reused["trained_in_run"] == json.loads((folder / "score.json").read_text())["mlflow_run_id"]
     assert reused["mse"] == fresh["mse"] and reused["mse_per_step"] == fresh["mse_per_step"]
     assert reused["epochs_run"] == fresh["epochs_run"] and reused["train_time_s"] > 0
     assert np.array_equal(np.load(tmp_path / "reused" / "window_mse.npy"), np.load(tmp_path / "fresh" / "window_mse.npy"))
     other = candidates["4-step keys" if options == candidates["12-step keys"] else "12-step keys"]
-    for seed, asked in ((1, options), (0, other)):
+    for i, (seed, asked, epochs) in enumerate(((1, options, 2), (0, other, 2), (0, options, 3))):
         with pytest.raises(AssertionError, match="trained again"):
-            forecast_eval.train_and_evaluate("hybrid", small_windows, config, seed, tmp_path / f"s{seed}", "other",
-                                             config.epochs, 0, trained=folder, **asked)
+            forecast_eval.train_and_evaluate("hybrid", small_windows, config, seed, tmp_path / f"other{i}", "other",
+                                             epochs, 0, trained=folder, **asked)

@@ -17,6 +17,7 @@ import math
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -25,6 +26,7 @@ from pathlib import Path
 import keras
 import mlflow
 from mlflow.entities import Metric
+from mlflow.store.db.db_types import DATABASE_ENGINES
 import sqlalchemy
 
 from seqattn.errors import TrackingError
@@ -76,19 +78,22 @@ def configure(tracking_uri: str | None = None, *, open_store: bool = True) -> st
     MLflow itself retries an unreachable server for minutes before giving up.
     """
     uri = resolve_tracking_uri(tracking_uri)
-    if uri.startswith(("http://", "https://")):
+    scheme = urllib.parse.urlparse(uri).scheme.split("+")[0]  # postgresql+psycopg2 -> postgresql
+    if scheme in ("http", "https"):
         try:
             urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason})") from None
-    mlflow.set_tracking_uri(uri)
-    if uri.startswith("sqlite:"):
+    mlflow.set_tracking_uri(uri)  # first: an error below names the URI MLflow was given
+    if scheme == "sqlite":
         database = sqlalchemy.engine.make_url(uri).database
         if open_store or (database and Path(database).exists()):  # a store that exists is checked now
             _open_sqlite_store(uri)
-    elif not uri.startswith(("http://", "https://")):
-        mlflow.MlflowClient(uri)  # an unknown scheme or a plain folder fails here, before any output
+    elif scheme not in ("http", "https", *DATABASE_ENGINES, "databricks", "databricks-uc"):
+        # An unknown scheme or a plain folder fails here, before any output. (A database server's store
+        # is left alone: opening an empty one would create its tables.)
+        mlflow.MlflowClient(uri)
     return uri
 
 

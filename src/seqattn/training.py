@@ -6,11 +6,11 @@ process (an OS lock on `owner.lock`, which names the pid), so the same command s
 trains once: the second stops with the first one's pid. `fit` wraps `model.fit` with
 `keras.callbacks.BackupAndRestore`, which saves weights, optimizer and epoch at every epoch end
 and restores them when training starts again, with `EpochSeeding`, which reseeds the global
-random generators at every epoch start: Keras shuffles arrays with numpy's (or torch's) global
-generator, so without it a resumed run would see other batches than an uninterrupted one, and with
-`EarlyStoppingBackup`, which keeps early stopping's state across the interruption. Arrays to
-shuffle are batched by `data.batches.ShuffledArrays`, whose order depends on (seed, epoch) alone:
-Keras's own shuffle restarts its random state with a resumed run on tensorflow.
+random generators and the model's dropout generators at every epoch start, so that a resumed run
+draws what an uninterrupted one draws, and with `EarlyStoppingBackup`, which keeps early stopping's
+state across the interruption. Arrays to shuffle are batched by `data.batches.ShuffledArrays`,
+whose order depends on (seed, epoch) alone: Keras's own shuffle restarts its random state with a
+resumed run on tensorflow.
 """
 
 import json
@@ -203,12 +203,18 @@ def _discard_unfinished_first_backup(backup_dir: Path) -> None:
         shutil.rmtree(backup_dir)
 
 
+def _arrays(x, y) -> bool:
+    """Inputs and targets given as numpy arrays (or dicts or tuples of them): what Keras shuffles."""
+    return y is not None and all(isinstance(a, np.ndarray) for a in keras.tree.flatten((x, y)))
+
+
 def _shuffled_batches(x, y, seed: int, fit_kwargs: dict, callbacks) -> tuple:
     """Arrays as `ShuffledArrays` batches, with Keras's `validation_split` (the last rows, before
-    shuffling) made explicit: `fit`'s arguments for them."""
+    shuffling; ignored when `validation_data` is given, as Keras does) made explicit: `fit`'s
+    arguments for them. Every process of a distributed run gets the whole batch, as Keras gives arrays."""
     fit_kwargs = dict(fit_kwargs)
     split = fit_kwargs.pop("validation_split", 0.0)
-    if split:
+    if split and fit_kwargs.get("validation_data") is None:
         rows = len(keras.tree.flatten(x)[0])
         split_at = int(math.floor(rows * (1.0 - split)))  # as Keras splits
         if not 0 < split_at < rows:
@@ -216,7 +222,9 @@ def _shuffled_batches(x, y, seed: int, fit_kwargs: dict, callbacks) -> tuple:
         head, tail = (keras.tree.map_structure(lambda a, s=s: a[s], (x, y))
                       for s in (slice(None, split_at), slice(split_at, None)))
         (x, y), fit_kwargs["validation_data"] = head, tail
-    batches = ShuffledArrays(x, y, fit_kwargs.pop("batch_size", None) or 32, seed)
+    batch_size = fit_kwargs.pop("batch_size", None) or 32  # Keras's default
+    fit_kwargs.setdefault("validation_batch_size", batch_size)  # as Keras validates arrays
+    batches = ShuffledArrays(x, y, batch_size, seed)
     return batches, None, {**fit_kwargs, "shuffle": False}, [batches.epoch_callback(), *callbacks]
 
 
@@ -236,9 +244,8 @@ def fit(model, x, y=None, *, epochs: int, state_dir: str | os.PathLike, seed: in
     if not model.built:  # BackupAndRestore must load weights into variables that exist
         with context.scope():  # tensorflow: variables built outside the strategy are not mirrored
             model(_first_batch(x))
-    if not isinstance(x, keras.utils.PyDataset) and fit_kwargs.pop("shuffle", True):
+    if _arrays(x, y) and fit_kwargs.get("shuffle", True):
         x, y, fit_kwargs, callbacks = _shuffled_batches(x, y, seed, fit_kwargs, callbacks)
-        x = context.shard(x)  # each process's rows of every global batch, as PyDatasets are given
     backup_dir = Path(state_dir) / "backup"
     _discard_unfinished_first_backup(backup_dir)
     if not backup_dir.exists():  # a fresh start, not a resume: earlier calls' seconds do not count

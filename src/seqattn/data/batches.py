@@ -49,9 +49,11 @@ class ShuffledArrays(keras.utils.PyDataset):
 
     def order(self, epoch: int) -> np.ndarray:
         """The rows in the order epoch `epoch` visits them."""
-        if self._order[0] != epoch:
-            self._order = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.rows))
-        return self._order[1]
+        drawn, order = self._order  # one read: a prefetching thread may draw another epoch's meanwhile
+        if drawn != epoch:
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.rows)
+            self._order = (epoch, order)
+        return order
 
     def __getitem__(self, index: int):
         if not 0 <= index < len(self):

@@ -16,7 +16,8 @@ The part reads as config -> data -> choices -> training -> evaluation -> report:
   `forecast_attention.png` (attention heatmap, attention over lags, span, forecast vs truth).
 
 Each model's run logs test MSE and MAE (overall, and per horizon step as the curves
-`test_mse_per_step` and `test_mae_per_step`), its training curves per epoch, and, for the
+`test_mse_per_step` and `test_mae_per_step`), its training curves per epoch (those of a seed-0
+hybrid that is its selection's run are in that run, named by `trained_in_run`), and, for the
 hybrid, its Attention Span over the lookback (`attention_span` in steps, `normalised_span`, per
 head, and per decoder segment as a curve). The figure is an artifact of the hybrid run it shows.
 
@@ -388,10 +389,12 @@ def run(args: argparse.Namespace) -> dict:
         # A gathering run reads runs trained earlier back from their state, so its wall time alone
         # would understate the work behind the table; their training time is summed beside it.
         trained_min = sum(run["train_time_s"] for run in runs) / 60
+        reused = sum(run.get("trained_in") == "selection" for run in runs)
         context = (f"profile {results['profile']}, backend {results['backend']}, "
                    f"wall time {results['wall_time_s']:.0f} s, "
-                   f"training time of the table's runs {trained_min:.0f} min in all (a seed-0 hybrid's is "
-                   "that of its selection run, read back; the other selection runs are not counted)")
+                   f"training time of the table's runs {trained_min:.0f} min in all ("
+                   + (f"{reused} of them the selection's run of the chosen options, read back; "
+                      "the other selection runs not counted)" if reused else "selection runs not counted)"))
         table = report.results_markdown(results["summary"], ablation, config.models, context, selections,
                                         results["paired"])
         tracking.log_metrics({"wall_time_s": results["wall_time_s"]})

@@ -148,27 +148,30 @@ def _validation_mse(name: str, windows: ForecastData, options: dict, config, see
         keras.utils.set_random_seed(seed)
         config_log = {"model": name, "dataset": windows.series.name, "lookback": windows.lookback,
                       "horizon": windows.horizon, "purpose": "selection on validation", **options}
-        with training.resumable_run(PART, run_name, folder, nested=True, config=config_log, seed=seed):
+        with training.resumable_run(PART, run_name, folder, nested=True, config=config_log, seed=seed) as run:
             model = build_model(name, config, windows.lookback, windows.horizon, **options)
             epochs_run, _ = fit(model, name, windows, config, seed, folder, config.epochs, verbose)
             val_mse = fm.mse(predict(model, windows.x["val"], f"{run_name}: validation windows"), windows.y["val"])
             tracking.log_metrics({"val_mse": val_mse})
         with atomic_path(folder / _TRAINED_MODEL, suffix=".keras") as tmp:
             model.save(tmp)
-        write_json_atomic(record, {"val_mse": val_mse, "epochs_run": epochs_run, "seed": seed, "options": options})
+        write_json_atomic(record, {"val_mse": val_mse, "seed": seed, "options": options, "epochs": config.epochs,
+                                   "epochs_run": epochs_run, "mlflow_run_id": run.info.run_id})
     return json.loads(record.read_text())["val_mse"]
 
 
-def trained_candidate(folder: Path, seed: int, options: dict):
-    """The model a selection trained in `folder` with `seed` and `options`, its epochs and training
-    seconds; None when the folder holds no such model (a selection from before models were kept)."""
+def trained_candidate(folder: Path, seed: int, options: dict, epochs: int):
+    """The model a selection trained in `folder` with `seed`, `options` and at most `epochs` epochs,
+    with its record (`score.json`: epochs run, MLflow run id); None when the folder holds no such
+    model (a selection from before models were kept). The folder's tag (`candidate_folder` under a
+    state folder tagged by the config) stands for the rest: data, lookback, horizon, recipe."""
     record = folder / "score.json"
     if not (record.is_file() and (folder / _TRAINED_MODEL).is_file()):
         return None
     score = json.loads(record.read_text())
-    if score.get("seed") != seed or score.get("options") != options:
+    if (score.get("seed"), score.get("options"), score.get("epochs")) != (seed, options, epochs):
         return None
-    return keras.models.load_model(folder / _TRAINED_MODEL), score["epochs_run"], training.train_seconds(folder)
+    return keras.models.load_model(folder / _TRAINED_MODEL), score
 
 
 # ----------------------------------------------------------------------------- one run
@@ -212,8 +215,9 @@ def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, ve
     """Train one model for one seed inside a nested MLflow run; cached in `state_dir/run.json`.
 
     `trained`: a selection's candidate folder (`candidate_folder`) that trained this model, with these
-    options and this seed, on the same training windows; its model is evaluated instead of training the
-    same one again (the record says `"trained_in": "selection"`, and counts that training's seconds).
+    options, this seed and these epochs, on the same training windows; its model is evaluated instead of
+    training the same one again (the record says `"trained_in": "selection"` with that run's MLflow id
+    as `trained_in_run`, where its training curves are, and counts that training's seconds).
     The record holds the run's id, and for a hybrid with attention its Attention Span; the MSE of
     every test window is kept beside it (`window_mse.npy`) for the paired comparison.
     """
@@ -225,13 +229,15 @@ def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, ve
         print(f"  {run_name}: finished earlier, read from {done}")
         return record, model
     keras.utils.set_random_seed(seed)
-    reused = trained_candidate(trained, seed, overrides) if trained is not None else None
+    reused = trained_candidate(trained, seed, overrides, epochs) if trained is not None else None
+    trained_in = {"trained_in": "this run"}
+    if reused is not None:  # its training curves are in the selection's MLflow run
+        trained_in = {"trained_in": "selection", "trained_in_run": reused[1]["mlflow_run_id"]}
     run_config = {"model": name, "dataset": data.series.name, "lookback": data.lookback,
-                  "horizon": data.horizon, "epochs": epochs, **overrides,
-                  "trained_in": "selection" if reused is not None else "this run"}
+                  "horizon": data.horizon, "epochs": epochs, **overrides, **trained_in}
     with training.resumable_run(PART, run_name, state_dir, nested=True, config=run_config, seed=seed) as run:
         if reused is not None:
-            model, epochs_run, train_time = reused
+            model, epochs_run, train_time = reused[0], reused[1]["epochs_run"], training.train_seconds(trained)
         else:
             model = build_model(name, config, data.lookback, data.horizon, **overrides)
             epochs_run, train_time = fit(model, name, data, config, seed, state_dir, epochs, verbose)
@@ -247,7 +253,7 @@ def train_and_evaluate(name, data, config, seed, state_dir, run_name, epochs, ve
             span = {"attention_span_steps": attention["span_steps"], "normalised_span": attention["normalised_span"],
                     "key_segment": attention["key_segment"]}
     record = {"model": name, "seed": seed, "options": overrides, "train_time_s": train_time, "epochs_run": epochs_run,
-              "trained_in": "selection" if reused is not None else "this run",
+              **trained_in,
               "parameters": int(model.count_params()), "mlflow_run_id": run.info.run_id, **metrics, **span}
     if isinstance(model, Forecaster) and model.use_attention:
         model.save(model_file)
