@@ -71,7 +71,7 @@ paper-results-video: $(VENV)/.installed
 	wait $$first && cp -Rn $(LANE2)/video/runs/. results/video/runs/ && \
 	$(PY) sequence_attention.py --profile paper --parts video --out results
 
-# Beyond the paper profile's 2 h 40 min, for the paper's ablation paragraph: TAP and H-TAP trained on
+# Beyond the paper profile's 2 h 31 min, for the paper's ablation paragraph: TAP and H-TAP trained on
 # 2x (seed 0) and 4x (seeds 0-2) the paper's transition updates, the same recipe with longer stages,
 # in two lanes on the paper run's codecs when results/video/runs holds them (else each lane trains
 # its seeds' codecs again); the last command gathers the 4x seeds. The committed run took two rounds
